@@ -135,6 +135,8 @@ type Writer struct {
 	// HeaderDigest and DataDigest enable CRC32C once negotiated.
 	HeaderDigest, DataDigest bool
 	bhs                      BHS
+	tmp                      [4]byte // digest scratch (kept here: no escape)
+	zero                     [4]byte // padding source
 }
 
 // NewWriter returns a Writer over w.
@@ -150,13 +152,13 @@ func (w *Writer) Write(p Outgoing) error {
 
 // WriteRaw writes an encoded BHS and a data segment.
 func (w *Writer) WriteRaw(b *BHS, data []byte) error {
-	var tmp [4]byte
+	tmp, zero := w.tmp[:], w.zero[:]
 	if _, err := w.w.Write(b[:]); err != nil {
 		return err
 	}
 	if w.HeaderDigest {
-		binary.LittleEndian.PutUint32(tmp[:], crc32c(b[:]))
-		if _, err := w.w.Write(tmp[:]); err != nil {
+		binary.LittleEndian.PutUint32(tmp, crc32c(b[:]))
+		if _, err := w.w.Write(tmp); err != nil {
 			return err
 		}
 	}
@@ -167,7 +169,6 @@ func (w *Writer) WriteRaw(b *BHS, data []byte) error {
 		return err
 	}
 	pad := padLen(len(data))
-	var zero [4]byte
 	if pad > 0 {
 		if _, err := w.w.Write(zero[:pad]); err != nil {
 			return err
@@ -175,8 +176,8 @@ func (w *Writer) WriteRaw(b *BHS, data []byte) error {
 	}
 	if w.DataDigest {
 		c := crc32.Update(crc32c(data), castagnoli, zero[:pad])
-		binary.LittleEndian.PutUint32(tmp[:], c)
-		if _, err := w.w.Write(tmp[:]); err != nil {
+		binary.LittleEndian.PutUint32(tmp, c)
+		if _, err := w.w.Write(tmp); err != nil {
 			return err
 		}
 	}

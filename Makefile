@@ -1,0 +1,73 @@
+# sanbridge: an FC/SAS/SCSI-to-iSCSI bridge gateway.
+#   make demo       boot the appliance under QEMU with emulated SAS/SCSI/USB hardware
+#   make demo-local run the gateway on this host with the embedded demo config
+#   make test       every test: unit, race, fuzz smoke, iscsi-test-cu conformance, VM stage
+#   make vmtest     only the QEMU stage
+#   make bench      side-by-side benchmarks with tgtd (prints ratios)
+#   make appliance  build the appliance image
+
+GO       ?= go
+BIN      := sanbridge
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build static demo demo-local test unit fuzz conformance vmtest bench appliance deps vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sanbridge
+
+static:
+	CGO_ENABLED=0 $(GO) build -tags nousb -trimpath -o $(BIN) ./cmd/sanbridge
+
+demo:
+	bash deploy/rig/demo.sh
+
+demo-local: build
+	./$(BIN) serve --config deploy/examples/demo.hcl
+
+# Host tools the tests talk to (libiscsi's initiator tools, tgt as a peer).
+deps:
+	@need=""; \
+	command -v iscsi-test-cu >/dev/null || need="$$need libiscsi-bin"; \
+	command -v tgtd >/dev/null || need="$$need tgt"; \
+	if [ -n "$$need" ]; then \
+		echo "installing:$$need"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need; \
+	fi
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build -tags nousb -o /dev/null ./cmd/sanbridge
+
+unit:
+	SANBRIDGE_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+# Every fuzz target for a bounded time (the committed corpora run in 'unit').
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/sanbridge-fuzz.log 2>&1 || { cat /tmp/sanbridge-fuzz.log; exit 1; }; \
+		done; \
+	done
+
+conformance: deps
+	SANBRIDGE_REQUIRE_PEERS=1 $(GO) test -count=1 -run 'TestConformance' -v -timeout 20m ./bridge/
+
+vmtest:
+	bash deploy/rig/vmtest.sh
+
+appliance:
+	bash deploy/appliance/build.sh
+
+bench: deps build
+	bash deploy/bench/bench.sh
+
+test: deps vet unit fuzz vmtest
+	@echo "make test: all stages passed"
+
+clean:
+	rm -f $(BIN)
