@@ -1,0 +1,217 @@
+// Package bridge wires the gateway together: it turns a configuration and
+// the devices it names into iSCSI targets and LUNs, runs the server, and
+// owns the lifecycle of everything it opened.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sanbridge/sanbridge/conf"
+	"github.com/sanbridge/sanbridge/iscsi"
+	"github.com/sanbridge/sanbridge/passthrough"
+	"github.com/sanbridge/sanbridge/sgio"
+	"github.com/sanbridge/sanbridge/sgio/emul"
+)
+
+// shutdownGrace bounds a graceful shutdown.
+const shutdownGrace = 10 * time.Second
+
+// Bridge is a running gateway: the devices it opened and the server that
+// exports them.
+type Bridge struct {
+	log     zerolog.Logger
+	cfg     *conf.Config
+	srv     *iscsi.Server
+	devices []sgio.Device
+
+	mu        sync.Mutex
+	listeners []net.Listener
+}
+
+// Options tune a Bridge beyond its configuration.
+type Options struct {
+	// Log receives the gateway's logs.
+	Log zerolog.Logger
+	// Preferences override the iSCSI negotiation offers (zero: defaults).
+	Preferences iscsi.Preferences
+}
+
+// New opens every device the configuration names and builds the server.
+// On error, whatever was opened is closed again.
+func New(cfg *conf.Config, opts Options) (b *Bridge, err error) {
+	b = &Bridge{log: opts.Log, cfg: cfg}
+	defer func() {
+		if err != nil {
+			b.closeDevices()
+		}
+	}()
+	groupOf := make(map[string]uint16, len(cfg.Portals))
+	var portals []iscsi.Portal
+	for _, p := range cfg.Portals {
+		groupOf[p.Name] = p.Group
+		portals = append(portals, iscsi.Portal{Listen: p.Listen, Advertise: p.Advertise, Group: p.Group})
+	}
+	var targets iscsi.StaticTargets
+	for i := range cfg.Targets {
+		ct := &cfg.Targets[i]
+		var lus []*passthrough.LU
+		for _, l := range ct.LUNs {
+			dev, err := openLUN(&l)
+			if err != nil {
+				return nil, fmt.Errorf("bridge: target %s LUN %d: %w", ct.Name, l.ID, err)
+			}
+			b.devices = append(b.devices, dev)
+			lus = append(lus, passthrough.NewLU(l.ID, dev))
+		}
+		h, err := passthrough.NewTarget(lus, b.log.With().Str("target", ct.Name).Logger())
+		if err != nil {
+			return nil, err
+		}
+		t := &iscsi.Target{Name: ct.Name, Alias: ct.Alias, Handler: h, Access: accessFunc(ct)}
+		for _, pn := range ct.Portals {
+			t.Groups = append(t.Groups, groupOf[pn])
+		}
+		targets = append(targets, t)
+	}
+	icfg := iscsi.Config{
+		Portals:     portals,
+		Targets:     targets,
+		Preferences: opts.Preferences,
+		Log:         b.log,
+	}
+	if cfg.Discovery != nil && cfg.Discovery.CHAP != nil {
+		icfg.DiscoveryCHAP = chapSecret(cfg.Discovery.CHAP)
+	}
+	b.srv, err = iscsi.NewServer(icfg)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// openLUN opens the backend of one LUN.
+func openLUN(l *conf.LUN) (sgio.Device, error) {
+	switch {
+	case l.Emulated != nil:
+		e := l.Emulated
+		return emul.New(emul.Config{
+			SizeBytes: e.SizeBytes,
+			BlockSize: e.BlockSize,
+			File:      e.File,
+			ReadOnly:  e.ReadOnly,
+			Vendor:    e.Vendor,
+			Product:   e.Product,
+			Revision:  e.Revision,
+			Serial:    e.Serial,
+		})
+	}
+	return nil, errors.New("no backend configured")
+}
+
+// accessFunc builds the target's ACL and CHAP policy: with initiator
+// blocks only those may log in, each with its own CHAP or the target's.
+func accessFunc(ct *conf.Target) func(string) iscsi.Access {
+	targetCHAP := chapSecret(ct.CHAP)
+	if len(ct.Initiators) == 0 {
+		return func(string) iscsi.Access { return iscsi.Access{Allowed: true, CHAP: targetCHAP} }
+	}
+	acl := make(map[string]*iscsi.CHAPSecret, len(ct.Initiators))
+	for _, in := range ct.Initiators {
+		c := targetCHAP
+		if in.CHAP != nil {
+			c = chapSecret(in.CHAP)
+		}
+		acl[in.Name] = c
+	}
+	return func(name string) iscsi.Access {
+		norm, err := iscsi.NormalizeName(name)
+		if err != nil {
+			return iscsi.Access{}
+		}
+		c, ok := acl[norm]
+		if !ok {
+			return iscsi.Access{}
+		}
+		return iscsi.Access{Allowed: true, CHAP: c}
+	}
+}
+
+func chapSecret(c *conf.CHAP) *iscsi.CHAPSecret {
+	if c == nil {
+		return nil
+	}
+	return &iscsi.CHAPSecret{Username: c.Username, Secret: c.Secret, MutualUsername: c.MutualUsername, MutualSecret: c.MutualSecret}
+}
+
+// Listen opens the portals' sockets and returns their addresses (useful
+// with port 0 in tests).
+func (b *Bridge) Listen(ctx context.Context) ([]net.Addr, error) {
+	ls, err := b.srv.Listen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.listeners = ls
+	b.mu.Unlock()
+	addrs := make([]net.Addr, len(ls))
+	for i, l := range ls {
+		addrs[i] = l.Addr()
+	}
+	return addrs, nil
+}
+
+// Serve serves on the listeners opened by Listen (opening them if needed)
+// until ctx is done, then shuts down gracefully and closes the devices.
+func (b *Bridge) Serve(ctx context.Context) error {
+	b.mu.Lock()
+	ls := b.listeners
+	b.mu.Unlock()
+	if ls == nil {
+		if _, err := b.Listen(ctx); err != nil {
+			b.closeDevices()
+			return err
+		}
+		b.mu.Lock()
+		ls = b.listeners
+		b.mu.Unlock()
+	}
+	errc := make(chan error, len(ls))
+	for i, l := range ls {
+		p := iscsi.Portal{Listen: b.cfg.Portals[i].Listen, Advertise: b.cfg.Portals[i].Advertise, Group: b.cfg.Portals[i].Group}
+		go func() { errc <- b.srv.Serve(l, &p) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if errors.Is(err, iscsi.ErrServerClosed) {
+			err = nil
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if serr := b.srv.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("bridge: shutdown: %w", serr)
+	}
+	b.closeDevices()
+	return err
+}
+
+// Server returns the iSCSI server (for session listings).
+func (b *Bridge) Server() *iscsi.Server { return b.srv }
+
+func (b *Bridge) closeDevices() {
+	for _, d := range b.devices {
+		if err := d.Close(); err != nil {
+			b.log.Warn().Err(err).Msg("closing device")
+		}
+	}
+	b.devices = nil
+}

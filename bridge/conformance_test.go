@@ -1,0 +1,180 @@
+package bridge
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sanbridge/sanbridge/conf"
+)
+
+// peerTool returns the path of an external initiator tool. Without it the
+// test is skipped, unless SANBRIDGE_REQUIRE_PEERS is set (make test sets
+// it after installing the tools), when it fails.
+func peerTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("SANBRIDGE_REQUIRE_PEERS") != "" {
+			t.Fatalf("%s not installed (apt-get install libiscsi-bin)", name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+// startGateway runs a gateway for the HCL config src (its portal must
+// listen on 127.0.0.1:0) and returns the address it listens on.
+func startGateway(t *testing.T, src string) string {
+	t.Helper()
+	cfg, diags := conf.Parse([]byte(src), "test.hcl")
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	b, err := New(cfg, Options{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs, err := b.Listen(ctx)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("gateway did not shut down within 15 s")
+		}
+	})
+	return addrs[0].String()
+}
+
+const conformanceTarget = "iqn.2026-11.io.sanbridge:conformance"
+
+func conformanceConfig(extra string) string {
+	return fmt.Sprintf(`
+portal "lo" {
+  listen = "127.0.0.1:0"
+}
+target %q {
+  alias = "conformance"
+  %s
+  lun 0 {
+    emulated {
+      size       = "64MiB"
+      block_size = 512
+      serial     = "CONF0001"
+    }
+  }
+}
+`, conformanceTarget, extra)
+}
+
+// cuResult is the outcome of one iscsi-test-cu test as its log shows it.
+type cuResult struct {
+	name    string
+	failed  bool
+	skipped bool
+}
+
+var (
+	cuTestLine = regexp.MustCompile(`^\s*Test: (\S+) \.\.\.`)
+	cuFailed   = regexp.MustCompile(`FAILED`)
+	cuPassed   = regexp.MustCompile(`\.\.\.passed`)
+)
+
+// parseCU reads iscsi-test-cu's verbose log. CUnit counts [SKIPPED] tests
+// as passed, so skips are found in the log lines between a test's start
+// and its verdict.
+func parseCU(log string) []cuResult {
+	var out []cuResult
+	var cur *cuResult
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := cuTestLine.FindStringSubmatch(line); m != nil {
+			out = append(out, cuResult{name: m[1]})
+			cur = &out[len(out)-1]
+		}
+		if cur == nil {
+			continue
+		}
+		if strings.Contains(line, "[SKIPPED]") || strings.Contains(line, "SKIPPED") {
+			cur.skipped = true
+		}
+		if cuFailed.MatchString(line) && !strings.Contains(line, "[FAILED]") || strings.Contains(line, "...FAILED") {
+			cur.failed = true
+		}
+		if cuPassed.MatchString(line) {
+			cur = nil
+		}
+	}
+	return out
+}
+
+// TestConformance runs libiscsi's whole iscsi-test-cu suite (destructive
+// tests included) against an emulated disk and requires zero failures.
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("conformance suite skipped in -short mode")
+	}
+	tool := peerTool(t, "iscsi-test-cu")
+	addr := startGateway(t, conformanceConfig(""))
+	url := fmt.Sprintf("iscsi://%s/%s/0", addr, conformanceTarget)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, tool, "-d", "-v", url).CombinedOutput()
+	logPath := os.Getenv("SANBRIDGE_CU_LOG")
+	if logPath != "" {
+		os.WriteFile(logPath, out, 0o644)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("iscsi-test-cu did not finish in time: %v", ctx.Err())
+	}
+	results := parseCU(string(out))
+	if len(results) < 100 {
+		t.Fatalf("iscsi-test-cu ran only %d tests (err %v); output tail:\n%s", len(results), err, tail(string(out), 60))
+	}
+	var pass, fail, skip int
+	for _, r := range results {
+		switch {
+		case r.failed:
+			fail++
+			t.Errorf("iscsi-test-cu: %s FAILED", r.name)
+		case r.skipped:
+			skip++
+		default:
+			pass++
+		}
+	}
+	t.Logf("iscsi-test-cu -d: %d tests: %d passed, %d failed, %d skipped", len(results), pass, fail, skip)
+	if fail > 0 {
+		t.Logf("output tail:\n%s", tail(string(out), 80))
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,403 @@
+package iscsi
+
+import (
+	"sync/atomic"
+)
+
+// taskState tracks a task through its life.
+type taskState uint8
+
+const (
+	taskCollecting taskState = iota // waiting for write data
+	taskQueued                      // data complete, waiting to run
+	taskRunning                     // handed to the handler
+	taskDone                        // response queued
+)
+
+// maxR2T bounds MaxOutstandingR2T (and the per-task R2T table).
+const maxR2T = 16
+
+// r2tState is one outstanding R2T of a task.
+type r2tState struct {
+	ttt        uint32
+	offset     uint32
+	length     uint32
+	got        uint32
+	nextDataSN uint32
+}
+
+// task is one SCSI command in flight. Tasks are pooled per server; a task
+// belongs to the serve goroutine while collecting data, to its executor
+// while running, and to the send loop while its completion is sent.
+type task struct {
+	ss        *session
+	itt       uint32
+	cmdSN     uint32
+	immediate bool
+	attr      TaskAttr
+	lun       LUN
+	cdb       [maxCDBLen]byte
+	cdbLen    int
+	read      bool
+	write     bool
+	readLen   uint32
+	writeLen  uint32
+	rbuf      *pbuf
+	wbuf      *pbuf
+	state     taskState
+	aborted   atomic.Bool
+
+	// write data
+	received  uint32 // bytes received, contiguous from 0
+	unsolLen  uint32 // bytes the unsolicited burst may carry
+	unsolDone bool
+	unsolSN   uint32
+	r2tNext   uint32 // next offset to solicit
+	r2tSN     uint32
+	r2ts      [maxR2T]r2tState
+	nr2t      int
+
+	// completion
+	cmd      Command
+	resp     Response
+	sense    [2 + 252]byte
+	scsiResp SCSIResponse
+}
+
+func (s *Server) getTask() *task {
+	if v := s.tasks.Get(); v != nil {
+		return v.(*task)
+	}
+	return new(task)
+}
+
+func (s *Server) putTask(t *task) {
+	s.pool.put(t.rbuf)
+	s.pool.put(t.wbuf)
+	*t = task{}
+	s.tasks.Put(t)
+}
+
+// handleCommand processes a SCSI Command whose CmdSN is in order.
+func (c *conn) handleCommand(f *Frame, immediate bool) error {
+	var cmd SCSICommand
+	if err := cmd.Decode(&f.BHS, f.AHS); err != nil {
+		return protoErr(RejectProtocolError, &f.BHS, "%v", err)
+	}
+	p := &c.params
+	dsl := uint32(len(f.Data))
+	edtl := cmd.ExpectedDataTransferLength
+	// RFC 7143 11.3.4/13.13: immediate data only when negotiated, only for
+	// writes, bounded by FirstBurstLength and EDTL.
+	if dsl > 0 {
+		switch {
+		case !cmd.Write:
+			return protoErr(RejectProtocolError, &f.BHS, "data segment on a command without W bit")
+		case !p.ImmediateData:
+			return protoErr(RejectProtocolError, &f.BHS, "immediate data with ImmediateData=No")
+		case dsl > p.FirstBurstLength || dsl > edtl:
+			return protoErr(RejectProtocolError, &f.BHS, "immediate data of %d bytes exceeds FirstBurstLength %d or EDTL %d", dsl, p.FirstBurstLength, edtl)
+		}
+	}
+	if !cmd.Write && !cmd.Final {
+		return protoErr(RejectProtocolError, &f.BHS, "F bit clear on a command with no write data")
+	}
+	t := c.srv.getTask()
+	t.ss = c.ss
+	t.itt = cmd.ITT
+	t.cmdSN = cmd.CmdSN
+	t.immediate = immediate
+	t.attr = cmd.Attr
+	t.lun = cmd.LUN
+	t.cdbLen = copy(t.cdb[:], cmd.CDB)
+	t.read, t.write = cmd.Read, cmd.Write
+	switch {
+	case cmd.Read && cmd.Write:
+		t.writeLen = edtl
+		t.readLen = cmd.BidiReadLength
+	case cmd.Write:
+		t.writeLen = edtl
+	case cmd.Read:
+		t.readLen = edtl
+	}
+	if !c.ss.addTask(t) {
+		c.srv.putTask(t)
+		// RFC 7143 11.17.1: a duplicate ITT is "task in progress".
+		c.enqueue(outItem{kind: itemPDU, stat: true, release: !immediate, p: &Reject{Reason: RejectTaskInProgress, Header: f.BHS}})
+		return nil
+	}
+	if t.readLen > 0 {
+		t.rbuf = c.srv.pool.get(int(t.readLen))
+	}
+	if t.writeLen == 0 {
+		if dsl > 0 {
+			return protoErr(RejectProtocolError, &f.BHS, "immediate data with EDTL 0")
+		}
+		t.state = taskQueued
+		c.ss.issue(t)
+		return nil
+	}
+	t.wbuf = c.srv.pool.get(int(t.writeLen))
+	t.received = uint32(copy(t.wbuf.b, f.Data))
+	if p.InitialR2T {
+		t.unsolLen = t.received
+	} else {
+		t.unsolLen = min(p.FirstBurstLength, t.writeLen)
+	}
+	// F=1: no unsolicited Data-Out follows (RFC 7143 11.3.1).
+	t.unsolDone = cmd.Final || t.received >= t.unsolLen
+	if !cmd.Final && p.InitialR2T {
+		return protoErr(RejectProtocolError, &f.BHS, "F bit clear with InitialR2T=Yes")
+	}
+	c.progress(t)
+	return nil
+}
+
+// progress issues the task when its data is complete, or solicits more.
+func (c *conn) progress(t *task) {
+	if t.received == t.writeLen {
+		t.state = taskQueued
+		c.ss.issue(t)
+		return
+	}
+	if !t.unsolDone {
+		return
+	}
+	if t.r2tNext < t.received {
+		t.r2tNext = t.received
+	}
+	p := &c.params
+	maxOut := int(min(p.MaxOutstandingR2T, maxR2T))
+	for t.nr2t < maxOut && t.r2tNext < t.writeLen {
+		n := min(t.writeLen-t.r2tNext, p.MaxBurstLength)
+		ttt := c.nextTTT
+		c.nextTTT++
+		if c.nextTTT == reservedTag {
+			c.nextTTT = 1
+		}
+		t.r2ts[t.nr2t] = r2tState{ttt: ttt, offset: t.r2tNext, length: n}
+		t.nr2t++
+		c.enqueue(outItem{kind: itemR2T, r2t: R2T{
+			LUN: t.lun, ITT: t.itt, TTT: ttt, R2TSN: t.r2tSN,
+			BufferOffset: t.r2tNext, DesiredDataTransferLength: n,
+		}})
+		t.r2tSN++
+		t.r2tNext += n
+	}
+}
+
+// handleDataOut stores one Data-Out PDU (RFC 7143 11.7), checking DataSN
+// and offsets: with DataPDUInOrder and DataSequenceInOrder data must
+// arrive in order, so anything else is a protocol error.
+func (c *conn) handleDataOut(f *Frame) error {
+	var d DataOut
+	d.Decode(&f.BHS)
+	t := c.ss.lookupTask(d.ITT)
+	if t == nil || t.state != taskCollecting || t.aborted.Load() {
+		// Data for a task that was aborted or never accepted (e.g. its
+		// command fell outside the CmdSN window) is discarded.
+		c.log.Debug().Uint32("itt", d.ITT).Msg("Data-Out for no collecting task: discarded")
+		return nil
+	}
+	n := uint32(len(f.Data))
+	if d.TTT == reservedTag {
+		// Unsolicited data.
+		switch {
+		case c.params.InitialR2T:
+			return protoErr(RejectProtocolError, &f.BHS, "unsolicited Data-Out with InitialR2T=Yes")
+		case t.unsolDone:
+			return protoErr(RejectProtocolError, &f.BHS, "unsolicited Data-Out after the unsolicited burst ended")
+		case d.DataSN != t.unsolSN:
+			return protoErr(RejectProtocolError, &f.BHS, "Data-Out DataSN %d, expected %d", d.DataSN, t.unsolSN)
+		case d.BufferOffset != t.received:
+			return protoErr(RejectProtocolError, &f.BHS, "Data-Out offset %d, expected %d", d.BufferOffset, t.received)
+		case d.BufferOffset+n > t.unsolLen || d.BufferOffset+n < d.BufferOffset:
+			return protoErr(RejectProtocolError, &f.BHS, "unsolicited data beyond FirstBurstLength")
+		}
+		copy(t.wbuf.b[d.BufferOffset:], f.Data)
+		t.received += n
+		t.unsolSN++
+		if d.Final {
+			t.unsolDone = true
+		}
+		c.progress(t)
+		return nil
+	}
+	i := 0
+	for ; i < t.nr2t; i++ {
+		if t.r2ts[i].ttt == d.TTT {
+			break
+		}
+	}
+	if i == t.nr2t {
+		return protoErr(RejectInvalidPDUField, &f.BHS, "Data-Out with unknown TTT %#x", d.TTT)
+	}
+	r := &t.r2ts[i]
+	switch {
+	case d.DataSN != r.nextDataSN:
+		return protoErr(RejectProtocolError, &f.BHS, "Data-Out DataSN %d, expected %d", d.DataSN, r.nextDataSN)
+	case d.BufferOffset != r.offset+r.got || d.BufferOffset != t.received:
+		return protoErr(RejectProtocolError, &f.BHS, "Data-Out offset %d, expected %d", d.BufferOffset, r.offset+r.got)
+	case r.got+n > r.length:
+		return protoErr(RejectProtocolError, &f.BHS, "Data-Out exceeds the R2T's %d bytes", r.length)
+	case d.Final != (r.got+n == r.length):
+		return protoErr(RejectProtocolError, &f.BHS, "Data-Out F bit does not end the R2T sequence")
+	}
+	copy(t.wbuf.b[d.BufferOffset:], f.Data)
+	r.got += n
+	r.nextDataSN++
+	t.received += n
+	if d.Final {
+		copy(t.r2ts[i:], t.r2ts[i+1:t.nr2t])
+		t.nr2t--
+	}
+	c.progress(t)
+	return nil
+}
+
+// execute runs a task on its own goroutine and queues its completion.
+func (c *conn) execute(t *task) {
+	ss := t.ss
+	cmd := &t.cmd
+	*cmd = Command{
+		Nexus: &ss.nexus,
+		LUN:   t.lun,
+		CDB:   t.cdb[:t.cdbLen],
+		Attr:  t.attr,
+		Tag:   t.itt,
+		Read:  t.read,
+		Write: t.write,
+	}
+	if t.wbuf != nil {
+		cmd.WriteData = t.wbuf.b
+	}
+	if t.rbuf != nil {
+		cmd.ReadBuf = t.rbuf.b
+	}
+	var resp Response
+	if ss.target != nil && ss.target.Handler != nil {
+		resp = ss.target.Handler.Execute(ss.ctx, cmd)
+	} else {
+		resp = Response{ServiceFailure: true}
+	}
+	if resp.ReadLen < 0 || resp.ReadLen > len(cmd.ReadBuf) {
+		resp.ReadLen = len(cmd.ReadBuf)
+	}
+	t.resp = resp
+	if len(resp.Sense) > 0 {
+		n := copy(t.sense[2:], resp.Sense)
+		t.sense[0], t.sense[1] = byte(n>>8), byte(n)
+		t.resp.Sense = t.sense[2 : 2+n]
+	}
+	// Mark done and remove from the table before the response can reach
+	// the initiator, which may then reuse the ITT.
+	ss.mu.Lock()
+	aborted := t.aborted.Load()
+	t.state = taskDone
+	ss.mu.Unlock()
+	ss.removeTask(t)
+	ss.finished(t)
+	if aborted {
+		// RFC 7143 / SAM-5: an aborted task gets no response (TAS=0).
+		if !t.immediate {
+			c.enqueueRelease()
+		}
+		c.srv.putTask(t)
+		return
+	}
+	c.enqueue(outItem{kind: itemComplete, t: t, release: !t.immediate})
+}
+
+// enqueueRelease opens the window for a command that gets no response.
+func (c *conn) enqueueRelease() { c.ss.release() }
+
+// residual computes the residual flags and count for a transfer of
+// expected bytes of which moved bytes moved and wanted were asked for.
+func residual(expected, moved uint32, wanted int) (over, under bool, count uint32) {
+	if wanted > 0 && uint64(wanted) > uint64(expected) {
+		return true, false, uint32(min(uint64(wanted)-uint64(expected), 0xffffffff))
+	}
+	if wanted > 0 && uint32(wanted) < expected {
+		return false, true, expected - uint32(wanted)
+	}
+	if moved < expected {
+		return false, true, expected - moved
+	}
+	return false, false, 0
+}
+
+// sendCompletion writes a task's Data-In PDUs and its status, then frees it.
+func (c *conn) sendCompletion(t *task, din *DataIn) error {
+	defer c.finishTask(t)
+	r := &t.resp
+	p := &c.params
+	data := []byte(nil)
+	if t.rbuf != nil {
+		data = t.rbuf.b[:r.ReadLen]
+	}
+	var rOver, rUnder bool
+	var rCount uint32
+	if t.read {
+		rOver, rUnder, rCount = residual(t.readLen, uint32(len(data)), r.Wanted)
+	}
+	inline := !r.ServiceFailure && r.Status == 0 && len(r.Sense) == 0 && len(data) > 0 && !t.write
+	var dataSN uint32
+	for off := 0; off < len(data); {
+		burstEnd := min(len(data), off+int(p.MaxBurstLength))
+		for off < burstEnd {
+			n := min(burstEnd-off, int(p.MaxXmitDataSegmentLength))
+			last := off+n == len(data)
+			*din = DataIn{
+				Final:        off+n == burstEnd,
+				LUN:          t.lun,
+				ITT:          t.itt,
+				TTT:          reservedTag,
+				DataSN:       dataSN,
+				BufferOffset: uint32(off),
+				Data:         data[off : off+n],
+			}
+			if last && inline {
+				din.HasStatus = true
+				din.Status = r.Status
+				din.Overflow, din.Underflow, din.ResidualCount = rOver, rUnder, rCount
+			}
+			din.seqNums = c.seq(last && inline)
+			if err := c.wr.Write(din); err != nil {
+				return err
+			}
+			dataSN++
+			off += n
+		}
+	}
+	if inline {
+		return nil
+	}
+	sr := &t.scsiResp
+	*sr = SCSIResponse{ITT: t.itt, Status: r.Status}
+	if r.ServiceFailure {
+		sr.Response = RespTargetFailure
+		sr.Status = 0
+	} else {
+		switch {
+		case t.read && t.write:
+			sr.BidiOverflow, sr.BidiUnderflow, sr.BidiResidualCount = rOver, rUnder, rCount
+		case t.read:
+			sr.Overflow, sr.Underflow, sr.ResidualCount = rOver, rUnder, rCount
+		}
+		if t.write && r.Wanted > 0 {
+			sr.Overflow, sr.Underflow, sr.ResidualCount = residual(t.writeLen, t.writeLen, r.Wanted)
+		}
+		if len(r.Sense) > 0 {
+			sr.Data = t.sense[:2+len(r.Sense)]
+		}
+	}
+	if t.write {
+		sr.ExpDataSN = t.r2tSN
+	} else {
+		sr.ExpDataSN = dataSN
+	}
+	sr.seqNums = c.seq(true)
+	return c.wr.Write(sr)
+}
+
+func (c *conn) finishTask(t *task) { c.srv.putTask(t) }

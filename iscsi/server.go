@@ -1,0 +1,293 @@
+package iscsi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("iscsi: server closed")
+
+// sessionKey identifies a session for reinstatement (RFC 7143 6.3.5):
+// the same initiator port (name + ISID) logging in to the same target.
+type sessionKey struct {
+	initiator string
+	isid      ISID
+	target    string
+}
+
+// Server is an iSCSI target server: it listens on portals, runs logins,
+// and serves sessions until shut down.
+type Server struct {
+	cfg Config
+	log zerolog.Logger
+
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	sessions  map[sessionKey]*session
+	nextTSIH  uint16
+	closed    bool
+	wg        sync.WaitGroup
+
+	pool  bufPool   // data buffers
+	tasks sync.Pool // *task
+}
+
+// NewServer returns a server for cfg. It does not listen yet.
+func NewServer(cfg Config) (*Server, error) {
+	c := cfg.withDefaults()
+	p := c.Preferences
+	if p.MaxRecvDataSegmentLength < 512 || p.MaxRecvDataSegmentLength > maxDataSegment {
+		return nil, fmt.Errorf("iscsi: MaxRecvDataSegmentLength %d outside 512..16777215", p.MaxRecvDataSegmentLength)
+	}
+	if p.FirstBurstLength > p.MaxBurstLength {
+		return nil, fmt.Errorf("iscsi: FirstBurstLength %d exceeds MaxBurstLength %d", p.FirstBurstLength, p.MaxBurstLength)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg:       c,
+		log:       c.Log,
+		baseCtx:   ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		sessions:  make(map[sessionKey]*session),
+		nextTSIH:  1,
+	}, nil
+}
+
+// Listen opens a listener for every configured portal. It returns the
+// listeners in portal order; the caller runs Serve on each.
+func (s *Server) Listen(ctx context.Context) ([]net.Listener, error) {
+	var lc net.ListenConfig
+	var ls []net.Listener
+	for _, p := range s.cfg.Portals {
+		l, err := lc.Listen(ctx, "tcp", p.Listen)
+		if err != nil {
+			for _, o := range ls {
+				o.Close()
+			}
+			return nil, fmt.Errorf("iscsi: listen on portal %s: %w", p.Listen, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// ListenAndServe listens on every portal and serves until ctx is done or
+// Shutdown is called; then it shuts down gracefully (bounded by 10 s).
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ls, err := s.Listen(ctx)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, len(ls))
+	for i, l := range ls {
+		p := s.cfg.Portals[i]
+		go func() { errc <- s.Serve(l, &p) }()
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if errors.Is(err, ErrServerClosed) {
+			err = nil
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := s.Shutdown(sctx); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Serve accepts connections on l for portal p until Shutdown.
+func (s *Server) Serve(l net.Listener, p *Portal) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	s.log.Info().Str("portal", l.Addr().String()).Uint16("tpgt", p.Group).Msg("listening")
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("iscsi: accept: %w", err)
+		}
+		delay = 0
+		c := newConn(s, nc, p)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve(s.baseCtx)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops listening, closes every connection (ending their
+// sessions and aborting their tasks) and waits for them, or returns
+// ctx's error when it expires first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SessionInfo describes a live session (for metrics and admin tools).
+type SessionInfo struct {
+	Nexus     Nexus
+	Discovery bool
+	Remote    string
+	Tasks     int
+}
+
+// Sessions lists the live sessions.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SessionInfo, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		out = append(out, ss.info())
+	}
+	return out
+}
+
+// registerSession adds a session for r, reinstating (closing) an older
+// session of the same initiator port and target. It returns the TSIH.
+func (s *Server) registerSession(ss *session) (uint16, LoginStatus) {
+	if ss.discovery {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		ss.tsih = s.allocTSIH()
+		return ss.tsih, LoginSuccess
+	}
+	key := ss.key()
+	s.mu.Lock()
+	old := s.sessions[key]
+	if s.closed {
+		s.mu.Unlock()
+		return 0, LoginServiceUnavailable
+	}
+	s.mu.Unlock()
+	if old != nil {
+		// RFC 7143 6.3.5: session reinstatement closes the old session's
+		// connections and terminates its tasks before the new one starts.
+		s.log.Info().Str("initiator", key.initiator).Stringer("isid", key.isid).Msg("reinstating session")
+		old.terminate()
+		wctx, cancel := context.WithTimeout(s.baseCtx, 10*time.Second)
+		err := old.wait(wctx)
+		cancel()
+		if err != nil {
+			return 0, LoginServiceUnavailable
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.sessions[key]; cur != nil && cur != old {
+		// Another login for the same nexus won the race.
+		return 0, LoginServiceUnavailable
+	}
+	ss.tsih = s.allocTSIH()
+	ss.nexus.TSIH = ss.tsih
+	s.sessions[key] = ss
+	return ss.tsih, LoginSuccess
+}
+
+func (s *Server) allocTSIH() uint16 {
+	for {
+		t := s.nextTSIH
+		s.nextTSIH++
+		if s.nextTSIH == 0 {
+			s.nextTSIH = 1
+		}
+		if t == 0 {
+			continue
+		}
+		inUse := false
+		for _, ss := range s.sessions {
+			if ss.tsih == t {
+				inUse = true
+				break
+			}
+		}
+		if !inUse {
+			return t
+		}
+	}
+}
+
+func (s *Server) unregisterSession(ss *session) {
+	if ss.discovery {
+		return
+	}
+	s.mu.Lock()
+	if s.sessions[ss.key()] == ss {
+		delete(s.sessions, ss.key())
+	}
+	s.mu.Unlock()
+}
+
+// targetSessions returns the live sessions logged in to target.
+func (s *Server) targetSessions(target string) []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*session
+	for k, ss := range s.sessions {
+		if k.target == target {
+			out = append(out, ss)
+		}
+	}
+	return out
+}

@@ -1,0 +1,209 @@
+package iscsi
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// session is one iSCSI session. With MaxConnections=1 it has exactly one
+// connection, which owns the reading side; the session owns the CmdSN
+// window and the task table (RFC 7143 4.2.2.1).
+type session struct {
+	srv       *Server
+	conn      *conn
+	nexus     Nexus
+	discovery bool
+	target    *Target
+	tsih      uint16
+	params    Params
+	window    uint32
+
+	// cmdsn packs ExpCmdSN (high) and MaxCmdSN (low) so both are read
+	// together and MaxCmdSN never appears to shrink.
+	cmdsn atomic.Uint64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	tasks   map[uint32]*task // live tasks by ITT
+	running int              // tasks handed to the handler
+	ordered bool             // an ORDERED task is running
+	waiting []*task          // issued in CmdSN order, held by task attributes
+	taskWG  sync.WaitGroup   // executing tasks
+	ended   chan struct{}    // closed when the connection has finished
+}
+
+func newSession(srv *Server, r *loginResult, window uint32) *session {
+	ss := &session{
+		srv:       srv,
+		discovery: r.Discovery,
+		target:    r.Target,
+		params:    r.Params,
+		window:    window,
+		tasks:     make(map[uint32]*task),
+		ended:     make(chan struct{}),
+	}
+	ss.nexus = Nexus{InitiatorName: r.InitiatorName, ISID: r.ISID}
+	if r.Target != nil {
+		ss.nexus.TargetName = r.Target.Name
+	}
+	ss.cmdsn.Store(uint64(r.ExpCmdSN)<<32 | uint64(r.ExpCmdSN+window-1))
+	return ss
+}
+
+func (ss *session) key() sessionKey {
+	return sessionKey{initiator: ss.nexus.InitiatorName, isid: ss.nexus.ISID, target: ss.nexus.TargetName}
+}
+
+func (ss *session) info() SessionInfo {
+	ss.mu.Lock()
+	n := len(ss.tasks)
+	ss.mu.Unlock()
+	remote := ""
+	if ss.conn != nil {
+		remote = ss.conn.nc.RemoteAddr().String()
+	}
+	return SessionInfo{Nexus: ss.nexus, Discovery: ss.discovery, Remote: remote, Tasks: n}
+}
+
+// expMax returns ExpCmdSN and MaxCmdSN.
+func (ss *session) expMax() (exp, maxSN uint32) {
+	v := ss.cmdsn.Load()
+	return uint32(v >> 32), uint32(v)
+}
+
+// snLess is serial number arithmetic (RFC 1982) on 32-bit numbers.
+func snLess(a, b uint32) bool { return a != b && int32(a-b) < 0 }
+
+// checkCmdSN classifies a non-immediate CmdSN against the window
+// (RFC 7143 4.2.2.1): inOrder when it equals ExpCmdSN, ahead when within
+// (ExpCmdSN, MaxCmdSN], and outside otherwise (to be silently ignored).
+func (ss *session) checkCmdSN(sn uint32) (inOrder, ahead bool) {
+	exp, maxSN := ss.expMax()
+	if sn == exp {
+		return true, false
+	}
+	if snLess(exp, sn) && !snLess(maxSN, sn) {
+		return false, true
+	}
+	return false, false
+}
+
+// advance consumes one CmdSN: ExpCmdSN moves, MaxCmdSN stays until the
+// command completes (window backpressure).
+func (ss *session) advance() {
+	for {
+		v := ss.cmdsn.Load()
+		n := (v>>32+1)<<32 | v&0xffffffff
+		if ss.cmdsn.CompareAndSwap(v, n&0xffffffffffffffff) {
+			return
+		}
+	}
+}
+
+// release opens the window by one as a command completes.
+func (ss *session) release() {
+	for {
+		v := ss.cmdsn.Load()
+		n := v&^0xffffffff | uint64(uint32(v)+1)
+		if ss.cmdsn.CompareAndSwap(v, n) {
+			return
+		}
+	}
+}
+
+// terminate ends the session from outside (reinstatement, reset).
+func (ss *session) terminate() {
+	if ss.conn != nil {
+		ss.conn.close()
+	}
+}
+
+// wait blocks until the session's connection has finished.
+func (ss *session) wait(ctx context.Context) error {
+	select {
+	case <-ss.ended:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// addTask registers t under its ITT; false when the ITT is in use.
+func (ss *session) addTask(t *task) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, dup := ss.tasks[t.itt]; dup {
+		return false
+	}
+	ss.tasks[t.itt] = t
+	return true
+}
+
+func (ss *session) lookupTask(itt uint32) *task {
+	ss.mu.Lock()
+	t := ss.tasks[itt]
+	ss.mu.Unlock()
+	return t
+}
+
+// removeTask drops t from the table (its ITT may be reused afterwards).
+func (ss *session) removeTask(t *task) {
+	ss.mu.Lock()
+	if ss.tasks[t.itt] == t {
+		delete(ss.tasks, t.itt)
+	}
+	ss.mu.Unlock()
+}
+
+// issue hands a task whose data is complete to the handler, in CmdSN
+// order, honouring SAM task attributes: SIMPLE tasks run concurrently, an
+// ORDERED task waits for all earlier ones and holds back later ones,
+// HEAD OF QUEUE runs at once.
+func (ss *session) issue(t *task) {
+	ss.mu.Lock()
+	if t.attr != AttrHeadOfQueue && (ss.ordered || len(ss.waiting) > 0 || (t.attr == AttrOrdered && ss.running > 0)) {
+		ss.waiting = append(ss.waiting, t)
+		ss.mu.Unlock()
+		return
+	}
+	ss.startLocked(t)
+	ss.mu.Unlock()
+}
+
+func (ss *session) startLocked(t *task) {
+	ss.running++
+	if t.attr == AttrOrdered {
+		ss.ordered = true
+	}
+	t.state = taskRunning
+	ss.taskWG.Add(1)
+	go ss.conn.execute(t)
+}
+
+// finished is called when the handler returned for t.
+func (ss *session) finished(t *task) {
+	ss.mu.Lock()
+	ss.running--
+	if t.attr == AttrOrdered {
+		ss.ordered = false
+	}
+	for len(ss.waiting) > 0 {
+		n := ss.waiting[0]
+		if ss.ordered || (n.attr == AttrOrdered && ss.running > 0) {
+			break
+		}
+		ss.waiting = ss.waiting[1:]
+		if n.aborted.Load() {
+			continue
+		}
+		ss.startLocked(n)
+	}
+	if len(ss.waiting) == 0 {
+		ss.waiting = nil
+	}
+	ss.mu.Unlock()
+	ss.taskWG.Done()
+}
