@@ -76,7 +76,7 @@ portal "lo" {
 target %q {
   alias = "conformance"
   %s
-  lun 0 {
+  lun "0" {
     emulated {
       size       = "64MiB"
       block_size = 512
@@ -94,15 +94,13 @@ type cuResult struct {
 	skipped bool
 }
 
-var (
-	cuTestLine = regexp.MustCompile(`^\s*Test: (\S+) \.\.\.`)
-	cuFailed   = regexp.MustCompile(`FAILED`)
-	cuPassed   = regexp.MustCompile(`\.\.\.passed`)
-)
+var cuTestLine = regexp.MustCompile(`^\s*Test: (\S+) \.\.\.(.*)$`)
 
-// parseCU reads iscsi-test-cu's verbose log. CUnit counts [SKIPPED] tests
-// as passed, so skips are found in the log lines between a test's start
-// and its verdict.
+// parseCU reads iscsi-test-cu's verbose log. A test starts with
+// "Test: NAME ..." and ends with "passed" or "FAILED", on the same line
+// or after the test's own log lines; "[FAILED]" lines inside a test are
+// expected failures of single commands, not verdicts. CUnit counts
+// [SKIPPED] tests as passed, so skips are read from the log lines.
 func parseCU(log string) []cuResult {
 	var out []cuResult
 	var cur *cuResult
@@ -110,21 +108,23 @@ func parseCU(log string) []cuResult {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		rest := strings.TrimSpace(line)
 		if m := cuTestLine.FindStringSubmatch(line); m != nil {
 			out = append(out, cuResult{name: m[1]})
 			cur = &out[len(out)-1]
+			rest = strings.TrimSpace(m[2])
 		}
 		if cur == nil {
 			continue
 		}
-		if strings.Contains(line, "[SKIPPED]") || strings.Contains(line, "SKIPPED") {
-			cur.skipped = true
-		}
-		if cuFailed.MatchString(line) && !strings.Contains(line, "[FAILED]") || strings.Contains(line, "...FAILED") {
-			cur.failed = true
-		}
-		if cuPassed.MatchString(line) {
+		switch {
+		case strings.HasPrefix(rest, "passed"):
 			cur = nil
+		case strings.HasPrefix(rest, "FAILED"):
+			cur.failed = true
+			cur = nil
+		case strings.Contains(rest, "[SKIPPED]"):
+			cur.skipped = true
 		}
 	}
 	return out
@@ -177,4 +177,35 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+func TestParseCU(t *testing.T) {
+	log := `Suite: iSCSIdatasn
+  Test: iSCSIDataSnInvalid ...
+    [FAILED] WRITE10 command failed with status 2
+passed
+  Test: Dpo ...passed    [SKIPPED] PERSISTENT RESERVE IN is not implemented.
+  Test: Simple ...    [SKIPPED] Multipath unavailable. Skipping test
+passed
+  Test: Broken ...    [FAILED] READ10 returned GOOD
+FAILED
+    1. test_x.c:133  - CU_ASSERT_NOT_EQUAL(ret,0)
+  Test: Quick ...FAILED
+`
+	got := parseCU(log)
+	want := []cuResult{
+		{name: "iSCSIDataSnInvalid"},
+		{name: "Dpo"},
+		{name: "Simple", skipped: true},
+		{name: "Broken", failed: true},
+		{name: "Quick", failed: true},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("test %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
 }

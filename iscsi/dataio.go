@@ -204,15 +204,15 @@ func (c *conn) handleDataOut(f *Frame) error {
 		// Unsolicited data.
 		switch {
 		case c.params.InitialR2T:
-			return protoErr(RejectProtocolError, &f.BHS, "unsolicited Data-Out with InitialR2T=Yes")
+			return c.failData(t, ascDataPhaseError, "unsolicited Data-Out with InitialR2T=Yes")
 		case t.unsolDone:
-			return protoErr(RejectProtocolError, &f.BHS, "unsolicited Data-Out after the unsolicited burst ended")
+			return c.failData(t, ascDataPhaseError, "unsolicited Data-Out after the unsolicited burst ended")
 		case d.DataSN != t.unsolSN:
-			return protoErr(RejectProtocolError, &f.BHS, "Data-Out DataSN %d, expected %d", d.DataSN, t.unsolSN)
+			return c.failData(t, ascDataPhaseError, "Data-Out DataSN %d, expected %d", d.DataSN, t.unsolSN)
 		case d.BufferOffset != t.received:
-			return protoErr(RejectProtocolError, &f.BHS, "Data-Out offset %d, expected %d", d.BufferOffset, t.received)
+			return c.failData(t, ascDataOffsetError, "Data-Out offset %d, expected %d", d.BufferOffset, t.received)
 		case d.BufferOffset+n > t.unsolLen || d.BufferOffset+n < d.BufferOffset:
-			return protoErr(RejectProtocolError, &f.BHS, "unsolicited data beyond FirstBurstLength")
+			return c.failData(t, ascDataOffsetError, "unsolicited data beyond FirstBurstLength")
 		}
 		copy(t.wbuf.b[d.BufferOffset:], f.Data)
 		t.received += n
@@ -230,18 +230,18 @@ func (c *conn) handleDataOut(f *Frame) error {
 		}
 	}
 	if i == t.nr2t {
-		return protoErr(RejectInvalidPDUField, &f.BHS, "Data-Out with unknown TTT %#x", d.TTT)
+		return c.failData(t, ascDataPhaseError, "Data-Out with unknown TTT %#x", d.TTT)
 	}
 	r := &t.r2ts[i]
 	switch {
 	case d.DataSN != r.nextDataSN:
-		return protoErr(RejectProtocolError, &f.BHS, "Data-Out DataSN %d, expected %d", d.DataSN, r.nextDataSN)
+		return c.failData(t, ascDataPhaseError, "Data-Out DataSN %d, expected %d", d.DataSN, r.nextDataSN)
 	case d.BufferOffset != r.offset+r.got || d.BufferOffset != t.received:
-		return protoErr(RejectProtocolError, &f.BHS, "Data-Out offset %d, expected %d", d.BufferOffset, r.offset+r.got)
+		return c.failData(t, ascDataOffsetError, "Data-Out offset %d, expected %d", d.BufferOffset, r.offset+r.got)
 	case r.got+n > r.length:
-		return protoErr(RejectProtocolError, &f.BHS, "Data-Out exceeds the R2T's %d bytes", r.length)
+		return c.failData(t, ascDataOffsetError, "Data-Out exceeds the R2T's %d bytes", r.length)
 	case d.Final != (r.got+n == r.length):
-		return protoErr(RejectProtocolError, &f.BHS, "Data-Out F bit does not end the R2T sequence")
+		return c.failData(t, ascDataPhaseError, "Data-Out F bit does not end the R2T sequence")
 	}
 	copy(t.wbuf.b[d.BufferOffset:], f.Data)
 	r.got += n
@@ -252,6 +252,31 @@ func (c *conn) handleDataOut(f *Frame) error {
 		t.nr2t--
 	}
 	c.progress(t)
+	return nil
+}
+
+// Sense codes for failed data phases (SPC-4 table: 4Bh DATA PHASE ERROR,
+// 4Bh/05h DATA OFFSET ERROR).
+var (
+	ascDataPhaseError  = [2]byte{0x4b, 0x00}
+	ascDataOffsetError = [2]byte{0x4b, 0x05}
+)
+
+// failData ends a task whose Data-Out sequence broke the rules, with
+// CHECK CONDITION / ABORTED COMMAND, without running it.
+func (c *conn) failData(t *task, asc [2]byte, format string, args ...any) error {
+	c.log.Warn().Uint32("itt", t.itt).Msgf("task failed: "+format, args...)
+	c.ss.mu.Lock()
+	t.state = taskDone
+	c.ss.mu.Unlock()
+	c.ss.removeTask(t)
+	// Fixed sense: ABORTED COMMAND with the given ASC/ASCQ.
+	sense := t.sense[2 : 2+18]
+	clear(sense)
+	sense[0], sense[2], sense[7], sense[12], sense[13] = 0x70, 0x0b, 10, asc[0], asc[1]
+	t.sense[0], t.sense[1] = 0, 18
+	t.resp = Response{Status: 0x02, Sense: sense}
+	c.enqueue(outItem{kind: itemComplete, t: t, release: !t.immediate})
 	return nil
 }
 

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -451,7 +449,7 @@ func TestCmdSNOutsideWindowIgnored(t *testing.T) {
 	}
 }
 
-func TestBadDataSNRejectsAndDrops(t *testing.T) {
+func TestBadDataSNFailsTask(t *testing.T) {
 	tt := newTestTarget(t, nil)
 	in := tt.dial()
 	in.login(1, "ImmediateData=No", "InitialR2T=Yes")
@@ -460,14 +458,20 @@ func TestBadDataSNRejectsAndDrops(t *testing.T) {
 	if f.BHS.Opcode() != OpR2T {
 		t.Fatalf("got %s", f.BHS.Opcode())
 	}
-	in.dataOut(itt, f.BHS.u32(20), 27, 0, false, make([]byte, 512))
+	ttt := f.BHS.u32(20)
+	in.dataOut(itt, ttt, 27, 0, false, make([]byte, 512))
+	in.dataOut(itt, ttt, 1, 512, true, make([]byte, 512)) // discarded
 	f = in.read()
-	if f.BHS.Opcode() != OpReject || RejectReason(f.BHS[2]) != RejectProtocolError {
-		t.Fatalf("got %s reason %#x, want Reject protocol error", f.BHS.Opcode(), f.BHS[2])
+	if f.BHS.Opcode() != OpSCSIResponse || f.BHS.ITT() != itt || f.BHS[3] != 0x02 {
+		t.Fatalf("got %s ITT %#x status %#x, want CHECK CONDITION for %#x", f.BHS.Opcode(), f.BHS.ITT(), f.BHS[3], itt)
 	}
-	var g Frame
-	if err := in.rd.Read(&g); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isReset(err) {
-		t.Fatalf("connection still open after protocol error: %v %s", err, g.BHS.Opcode())
+	if sense := f.Data; len(sense) < 16 || sense[2+2] != 0x0b || sense[2+12] != 0x4b {
+		t.Fatalf("sense %x, want ABORTED COMMAND / DATA PHASE ERROR", sense)
+	}
+	// The connection survives: the next command works.
+	tur := in.scsi([]byte{0, 0, 0, 0, 0, 0}, false, false, 0, true, nil, false)
+	if f = in.read(); f.BHS.ITT() != tur || f.BHS[3] != 0 {
+		t.Fatalf("after the failed task: %s ITT %#x status %#x", f.BHS.Opcode(), f.BHS.ITT(), f.BHS[3])
 	}
 }
 
