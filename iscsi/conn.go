@@ -49,9 +49,12 @@ type outItem struct {
 	// release: the PDU completes a non-immediate command, so the CmdSN
 	// window opens by one before it is encoded.
 	release bool
-	p       Outgoing
-	t       *task
-	r2t     R2T
+	// xmit, when non-zero, is a new MaxRecvDataSegmentLength the
+	// initiator declared; it applies to PDUs sent after p.
+	xmit uint32
+	p    Outgoing
+	t    *task
+	r2t  R2T
 }
 
 // conn is one TCP connection. The serve goroutine reads and dispatches;
@@ -73,6 +76,7 @@ type conn struct {
 	ss     *session
 	params Params
 	statSN uint32 // owned by sendLoop after login
+	xmit   uint32 // initiator's MaxRecvDataSegmentLength; owned by sendLoop
 	cid    uint16
 
 	nextTTT  uint32 // owned by the serve goroutine
@@ -145,9 +149,10 @@ func (c *conn) serve(ctx context.Context) {
 	default:
 		c.log.Info().Err(err).Msg("connection ended")
 	}
-	// Abort whatever is left, let running tasks finish, then stop.
-	c.abortAll()
+	// Abort whatever is left (cancelling the session context first, so
+	// handlers blocked on it return), let running tasks finish, then stop.
 	ss.cancel()
+	c.abortAll()
 	ss.taskWG.Wait()
 	c.enqueue(outItem{kind: itemClose})
 	select {
@@ -213,6 +218,7 @@ func (c *conn) login() (*loginResult, error) {
 			r := lg.result()
 			c.params = r.Params
 			c.statSN = r.StatSN
+			c.xmit = r.Params.MaxXmitDataSegmentLength
 			c.cid = r.CID
 			c.rd.HeaderDigest = r.Params.HeaderDigest
 			c.rd.DataDigest = r.Params.DataDigest
@@ -343,7 +349,11 @@ func (c *conn) send(it *outItem, din *DataIn) error {
 	if p, ok := it.p.(seqd); ok {
 		p.setSeq(c.seq(it.stat))
 	}
-	return c.wr.Write(it.p)
+	err := c.wr.Write(it.p)
+	if it.xmit != 0 {
+		c.xmit = it.xmit
+	}
+	return err
 }
 
 func (s *seqNums) setSeq(n seqNums) { *s = n }
@@ -490,7 +500,13 @@ func (c *conn) execPDU(f *Frame, immediate bool) error {
 			}
 			return protoErr(RejectProtocolError, &f.BHS, "text request: %v", err)
 		}
-		c.enqueue(outItem{kind: itemPDU, stat: true, release: release, p: resp})
+		// RFC 7143 13.12: a MaxRecvDataSegmentLength declared in full
+		// feature phase applies once the negotiation completes.
+		var xmit uint32
+		if resp.Final {
+			xmit = c.text.xmitLimit()
+		}
+		c.enqueue(outItem{kind: itemPDU, stat: true, release: release, p: resp, xmit: xmit})
 	case OpLogoutReq:
 		var l LogoutRequest
 		l.Decode(&f.BHS)

@@ -370,7 +370,7 @@ func (c *conn) sendCompletion(t *task, din *DataIn) error {
 	for off := 0; off < len(data); {
 		burstEnd := min(len(data), off+int(p.MaxBurstLength))
 		for off < burstEnd {
-			n := min(burstEnd-off, int(p.MaxXmitDataSegmentLength))
+			n := min(burstEnd-off, int(c.xmit))
 			last := off+n == len(data)
 			*din = DataIn{
 				Final:        off+n == burstEnd,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 )
 
 // Protocol errors. What they kill is documented on each; callers match
@@ -128,20 +129,29 @@ func noEOF(err error) error {
 	return err
 }
 
-// Writer writes PDUs to a buffered stream. It is owned by one goroutine;
-// Flush must be called to push buffered bytes out.
+// Writer writes PDUs to a stream through its own buffer. Small PDUs are
+// coalesced; a large data segment is not copied but sent with the bytes
+// before it in one vectored write (writev on a TCP connection). It is
+// owned by one goroutine; Flush pushes buffered bytes out.
 type Writer struct {
-	w *bufio.Writer
+	w io.Writer
 	// HeaderDigest and DataDigest enable CRC32C once negotiated.
 	HeaderDigest, DataDigest bool
+	buf                      []byte
+	vec                      [2][]byte
+	bufs                     net.Buffers
 	bhs                      BHS
-	tmp                      [4]byte // digest scratch (kept here: no escape)
-	zero                     [4]byte // padding source
+	zero                     [4]byte // padding source (a field: no escape)
 }
+
+const (
+	writerBuffer = 256 << 10 // flush when this much is pending
+	directData   = 32 << 10  // segments this large are not copied
+)
 
 // NewWriter returns a Writer over w.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, 256<<10)}
+	return &Writer{w: w, buf: make([]byte, 0, writerBuffer+BHSLen+64)}
 }
 
 // Write encodes p and buffers it with padding and digests.
@@ -150,42 +160,48 @@ func (w *Writer) Write(p Outgoing) error {
 	return w.WriteRaw(&w.bhs, p.DataSegment())
 }
 
-// WriteRaw writes an encoded BHS and a data segment.
+// WriteRaw writes an encoded BHS and a data segment. data is not retained
+// after WriteRaw returns.
 func (w *Writer) WriteRaw(b *BHS, data []byte) error {
-	tmp, zero := w.tmp[:], w.zero[:]
-	if _, err := w.w.Write(b[:]); err != nil {
-		return err
-	}
+	w.buf = append(w.buf, b[:]...)
 	if w.HeaderDigest {
-		binary.LittleEndian.PutUint32(tmp, crc32c(b[:]))
-		if _, err := w.w.Write(tmp); err != nil {
-			return err
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, crc32c(b[:]))
+	}
+	if len(data) > 0 {
+		if len(data) >= directData {
+			w.vec[0], w.vec[1] = w.buf, data
+			w.bufs = w.vec[:]
+			_, err := w.bufs.WriteTo(w.w)
+			w.vec[0], w.vec[1] = nil, nil
+			w.buf = w.buf[:0]
+			if err != nil {
+				return err
+			}
+		} else {
+			w.buf = append(w.buf, data...)
+		}
+		pad := padLen(len(data))
+		w.buf = append(w.buf, w.zero[:pad]...)
+		if w.DataDigest {
+			c := crc32.Update(crc32c(data), castagnoli, w.zero[:pad])
+			w.buf = binary.LittleEndian.AppendUint32(w.buf, c)
 		}
 	}
-	if len(data) == 0 {
-		return nil
-	}
-	if _, err := w.w.Write(data); err != nil {
-		return err
-	}
-	pad := padLen(len(data))
-	if pad > 0 {
-		if _, err := w.w.Write(zero[:pad]); err != nil {
-			return err
-		}
-	}
-	if w.DataDigest {
-		c := crc32.Update(crc32c(data), castagnoli, zero[:pad])
-		binary.LittleEndian.PutUint32(tmp, c)
-		if _, err := w.w.Write(tmp); err != nil {
-			return err
-		}
+	if len(w.buf) >= writerBuffer {
+		return w.Flush()
 	}
 	return nil
 }
 
 // Buffered returns the number of bytes waiting for Flush.
-func (w *Writer) Buffered() int { return w.w.Buffered() }
+func (w *Writer) Buffered() int { return len(w.buf) }
 
 // Flush writes buffered bytes to the stream.
-func (w *Writer) Flush() error { return w.w.Flush() }
+func (w *Writer) Flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.w.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}
