@@ -141,7 +141,8 @@ func TestConformance(t *testing.T) {
 	url := fmt.Sprintf("iscsi://%s/%s/0", addr, conformanceTarget)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, tool, "-d", "-v", url).CombinedOutput()
+	// The URL twice: the MultipathIO family runs over two sessions.
+	out, err := exec.CommandContext(ctx, tool, "-d", "-v", url, url).CombinedOutput()
 	logPath := os.Getenv("SANBRIDGE_CU_LOG")
 	if logPath != "" {
 		os.WriteFile(logPath, out, 0o644)

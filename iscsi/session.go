@@ -46,6 +46,7 @@ func newSession(srv *Server, r *loginResult, window uint32) *session {
 		ended:     make(chan struct{}),
 	}
 	ss.nexus = Nexus{InitiatorName: r.InitiatorName, ISID: r.ISID}
+	ss.nexus.port = ss.nexus.InitiatorPort()
 	if r.Target != nil {
 		ss.nexus.TargetName = r.Target.Name
 	}

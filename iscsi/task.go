@@ -15,11 +15,16 @@ type Nexus struct {
 	// TSIH is the target-assigned session handle; it changes when the
 	// session is reinstated, the nexus does not.
 	TSIH uint16
+
+	port string // cached InitiatorPort
 }
 
 // InitiatorPort returns the SCSI initiator port name of the nexus
 // (RFC 7143 10.1.1): "name,i,0x<ISID>".
 func (n *Nexus) InitiatorPort() string {
+	if n.port != "" {
+		return n.port
+	}
 	return fmt.Sprintf("%s,i,0x%s", n.InitiatorName, n.ISID)
 }
 

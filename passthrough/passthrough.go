@@ -43,11 +43,12 @@ type Target struct {
 	luns map[uint64]*LU
 	ids  []uint64 // sorted
 	log  zerolog.Logger
+	ua   *unitAttentions
 }
 
 // NewTarget returns a handler serving lus. LUN numbers must be unique.
 func NewTarget(lus []*LU, log zerolog.Logger) (*Target, error) {
-	t := &Target{luns: make(map[uint64]*LU, len(lus)), log: log}
+	t := &Target{luns: make(map[uint64]*LU, len(lus)), log: log, ua: newUnitAttentions()}
 	for _, lu := range lus {
 		if _, dup := t.luns[lu.ID]; dup {
 			return nil, fmt.Errorf("passthrough: LUN %d defined twice", lu.ID)
@@ -71,17 +72,32 @@ func (t *Target) lu(_ *iscsi.Nexus, l iscsi.LUN) *LU {
 // HasLUN implements iscsi.Handler.
 func (t *Target) HasLUN(nexus *iscsi.Nexus, l iscsi.LUN) bool { return t.lu(nexus, l) != nil }
 
-// SessionEnded implements iscsi.Handler.
-func (t *Target) SessionEnded(*iscsi.Nexus) {}
+// SessionEnded implements iscsi.Handler: the nexus' pending unit
+// attentions go with it.
+func (t *Target) SessionEnded(n *iscsi.Nexus) { t.ua.gone(portOf(n)) }
 
 // TaskManagement implements iscsi.Handler. The engine has already aborted
-// the affected tasks; the devices themselves are not reset, since other
-// initiators' work runs on them (the bridge is the device's only
-// initiator, so a device reset would hit every session).
-func (t *Target) TaskManagement(_ context.Context, _ *iscsi.Nexus, fn iscsi.TMFunction, _ iscsi.LUN) iscsi.TMFResponse {
+// the affected tasks in every session. The devices themselves are not
+// reset: the bridge is their only initiator, so a device reset would hit
+// every session's work. What SAM-5 makes visible to initiators, the unit
+// attentions of a reset, is kept here per I_T_L nexus.
+func (t *Target) TaskManagement(_ context.Context, n *iscsi.Nexus, fn iscsi.TMFunction, l iscsi.LUN) iscsi.TMFResponse {
+	lun, _ := l.Number()
 	switch fn {
-	case iscsi.TMFAbortTask, iscsi.TMFAbortTaskSet, iscsi.TMFClearTaskSet,
-		iscsi.TMFLogicalUnitReset, iscsi.TMFTargetWarmReset, iscsi.TMFTargetColdReset:
+	case iscsi.TMFAbortTask, iscsi.TMFAbortTaskSet:
+		return iscsi.TMFComplete
+	case iscsi.TMFClearTaskSet:
+		// SAM-5 7.4: other initiators whose tasks were cleared learn it
+		// from COMMANDS CLEARED BY ANOTHER INITIATOR.
+		t.ua.raise(lun, scsi.ASCCommandsClearedByAnother, portOf(n))
+		return iscsi.TMFComplete
+	case iscsi.TMFLogicalUnitReset:
+		t.ua.raise(lun, scsi.ASCBusDeviceResetOccurred, "")
+		return iscsi.TMFComplete
+	case iscsi.TMFTargetWarmReset, iscsi.TMFTargetColdReset:
+		for _, id := range t.ids {
+			t.ua.raise(id, scsi.ASCPowerOnOrReset, "")
+		}
 		return iscsi.TMFComplete
 	}
 	return iscsi.TMFNotSupported
@@ -99,6 +115,21 @@ func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response
 	lu := t.lu(cmd.Nexus, cmd.LUN)
 	if lu == nil {
 		return noSuchLUN(cmd)
+	}
+	port := portOf(cmd.Nexus)
+	t.ua.seen(port)
+	if reportsUA(op) {
+		if asc, ok := t.ua.take(port, lu.ID); ok {
+			return checkCondition(scsi.SenseUnitAttention, asc)
+		}
+	} else if op == scsi.OpRequestSense && len(cmd.CDB) >= 6 {
+		if asc, ok := t.ua.take(port, lu.ID); ok {
+			// SPC-4 6.39: REQUEST SENSE returns and clears the condition.
+			s := scsi.FixedSense(scsi.SenseUnitAttention, asc)
+			alloc := int(cmd.CDB[4])
+			n := copy(cmd.ReadBuf, s[:min(alloc, len(s))])
+			return iscsi.Response{ReadLen: n, Wanted: min(alloc, len(s))}
+		}
 	}
 	return lu.do(ctx, cmd, t.log)
 }

@@ -1,0 +1,1 @@
+# ERROR: Missing portal block # WARNING: No targets

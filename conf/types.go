@@ -1,0 +1,287 @@
+package conf
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/sanbridge/sanbridge/iscsi"
+)
+
+// Limits and defaults of the configuration language.
+const (
+	// DefaultGroup is the portal group tag of a portal without `group`.
+	DefaultGroup uint16 = 1
+	// DefaultBlockSize is the logical block size of an emulated LUN
+	// without `block_size`.
+	DefaultBlockSize = 512
+	// MaxLUN is the largest LUN id: LUNs 0-255 are reported with the
+	// peripheral device addressing method and 256-16383 with the flat space
+	// addressing method (SAM-5 4.7.7), both single-level.
+	MaxLUN = 16383
+	// MinCHAPSecret and MaxCHAPSecret bound the length of a CHAP secret in
+	// bytes. RFC 7143 12.1.3 requires IPsec for secrets with less than 96
+	// random bits, which sanbridge does not do, so shorter secrets (and
+	// secrets longer than a text value may carry) are refused when the
+	// configuration is loaded, not at login.
+	MinCHAPSecret = 12
+	MaxCHAPSecret = 255
+	// MaxTextValue is the longest value of an iSCSI text key (usernames,
+	// TargetAlias), RFC 7143 6.1.
+	MaxTextValue = 255
+	// MaxSerial is the longest unit serial number of an emulated LUN.
+	MaxSerial = 64
+)
+
+// Config is a resolved, validated sanbridge configuration. Every default is
+// filled in and every name is normalized.
+type Config struct {
+	// LogLevel is the minimum level logged; default info.
+	LogLevel zerolog.Level `json:"log_level"`
+	// Portals are the listeners, in file order.
+	Portals []Portal `json:"portals"`
+	// Discovery configures discovery sessions; nil when the file has no
+	// discovery block.
+	Discovery *Discovery `json:"discovery,omitempty"`
+	// Targets are the exported targets, in file order.
+	Targets []Target `json:"targets"`
+}
+
+// Portal is one listening socket (a network portal, RFC 7143 4.4.1).
+type Portal struct {
+	// Name is the portal's label, referenced from target.portals.
+	Name string `json:"name"`
+	// Listen is the IP:port to listen on, in canonical form ("[::1]:3260").
+	// Port 0 asks the kernel for a free port (tests).
+	Listen string `json:"listen"`
+	// Advertise is the TargetAddress (host:port) given to initiators in
+	// SendTargets. When the file does not set it, it is Listen if Listen is
+	// a specific address with a non-zero port, and empty otherwise: empty
+	// means "advertise the local address of the connection the
+	// SendTargets arrived on" (see [Portal.TargetAddress]), which is what
+	// a listener on 0.0.0.0 or [::] needs unless NAT is in the way.
+	Advertise string `json:"advertise,omitempty"`
+	// Group is the target portal group tag (1-65535), default 1. A target
+	// is reachable through whole portal groups.
+	Group uint16 `json:"group"`
+
+	// DeclRange is where the portal block is defined.
+	DeclRange hcl.Range `json:"-"`
+	// ListenRange is the listen attribute, for diagnostics at bind time.
+	ListenRange hcl.Range `json:"-"`
+}
+
+// Discovery configures discovery sessions (SessionType=Discovery).
+type Discovery struct {
+	// CHAP, when non-nil, is required of every discovery session.
+	CHAP *CHAP `json:"chap,omitempty"`
+
+	// DeclRange is where the discovery block is defined.
+	DeclRange hcl.Range `json:"-"`
+}
+
+// CHAP holds CHAP credentials (RFC 7143 12.1.3, RFC 1994). Username and
+// Secret authenticate the initiator to the target; MutualUsername and
+// MutualSecret, when set, authenticate the target to the initiator. CHAP
+// prints, marshals and logs without its secrets.
+type CHAP struct {
+	Username       string
+	Secret         string
+	MutualUsername string
+	MutualSecret   string
+
+	// DeclRange is where the chap block is defined.
+	DeclRange hcl.Range
+}
+
+// Mutual reports whether the credentials include mutual CHAP.
+func (c *CHAP) Mutual() bool { return c != nil && c.MutualSecret != "" }
+
+// Target is one exported iSCSI target node.
+type Target struct {
+	// Name is the target's iSCSI name, normalized.
+	Name string `json:"name"`
+	// Alias is the TargetAlias (RFC 7143 13.6); may be empty.
+	Alias string `json:"alias,omitempty"`
+	// Portals are the names of the portals the target is reachable
+	// through; every portal when the file does not say.
+	Portals []string `json:"portals"`
+	// CHAP, when non-nil, is required of initiators that have no CHAP of
+	// their own.
+	CHAP *CHAP `json:"chap,omitempty"`
+	// Initiators is the access list: when non-empty, only these
+	// initiators may log in to the target or see it in discovery.
+	Initiators []Initiator `json:"initiators,omitempty"`
+	// LUNs are the logical units, in file order.
+	LUNs []LUN `json:"luns"`
+
+	// DeclRange is where the target block is defined.
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Initiator is one access-list entry of a target.
+type Initiator struct {
+	// Name is the initiator's iSCSI name, normalized.
+	Name string `json:"name"`
+	// CHAP, when non-nil, overrides the target's CHAP for this initiator.
+	CHAP *CHAP `json:"chap,omitempty"`
+
+	// DeclRange is where the initiator block is defined.
+	DeclRange hcl.Range `json:"-"`
+}
+
+// LUN is one logical unit of a target. Exactly one backend field is set.
+type LUN struct {
+	// ID is the LUN, 0 to [MaxLUN].
+	ID uint64 `json:"id"`
+	// Emulated is an emulated SBC disk backed by memory or a file.
+	Emulated *Emulated `json:"emulated,omitempty"`
+
+	// DeclRange is where the lun block is defined.
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Emulated configures an emulated SBC-3 disk.
+type Emulated struct {
+	// SizeBytes is the capacity in bytes, a positive multiple of BlockSize.
+	SizeBytes int64 `json:"size_bytes"`
+	// BlockSize is the logical block size, 512 or 4096.
+	BlockSize int `json:"block_size"`
+	// File is the absolute path of the backing file; empty means memory.
+	File string `json:"file,omitempty"`
+	// ReadOnly makes the disk write-protected.
+	ReadOnly bool `json:"read_only"`
+	// Vendor (at most 8 bytes), Product (16) and Revision (4) are the
+	// INQUIRY identification (SPC-4 6.6.2), printable ASCII; Serial (at
+	// most [MaxSerial] bytes, no spaces) is the unit serial number (VPD
+	// page 80h). Empty means the backend's default.
+	Vendor   string `json:"vendor,omitempty"`
+	Product  string `json:"product,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Serial   string `json:"serial,omitempty"`
+
+	// DeclRange is where the emulated block is defined.
+	DeclRange hcl.Range `json:"-"`
+	// FileRange is the file attribute, for diagnostics when it cannot be
+	// opened; zero when absent.
+	FileRange hcl.Range `json:"-"`
+}
+
+// Portal returns the portal with the given name, or nil.
+func (c *Config) Portal(name string) *Portal {
+	for i := range c.Portals {
+		if c.Portals[i].Name == name {
+			return &c.Portals[i]
+		}
+	}
+	return nil
+}
+
+// Target returns the target with the given iSCSI name (compared after
+// normalization), or nil.
+func (c *Config) Target(name string) *Target {
+	norm, err := iscsi.NormalizeName(name)
+	if err != nil {
+		return nil
+	}
+	for i := range c.Targets {
+		if c.Targets[i].Name == norm {
+			return &c.Targets[i]
+		}
+	}
+	return nil
+}
+
+// TargetsForPortal returns the targets reachable through the named portal,
+// in file order.
+func (c *Config) TargetsForPortal(portal string) []*Target {
+	var out []*Target
+	for i := range c.Targets {
+		if slices.Contains(c.Targets[i].Portals, portal) {
+			out = append(out, &c.Targets[i])
+		}
+	}
+	return out
+}
+
+// TargetGroups returns the sorted, distinct portal group tags of t's
+// portals. Validation guarantees that a target includes every portal of
+// each of these groups.
+func (c *Config) TargetGroups(t *Target) []uint16 {
+	var out []uint16
+	for _, name := range t.Portals {
+		if p := c.Portal(name); p != nil && !slices.Contains(out, p.Group) {
+			out = append(out, p.Group)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Initiator returns the access-list entry for the initiator name (compared
+// after normalization), or nil.
+func (t *Target) Initiator(name string) *Initiator {
+	norm, err := iscsi.NormalizeName(name)
+	if err != nil {
+		return nil
+	}
+	for i := range t.Initiators {
+		if t.Initiators[i].Name == norm {
+			return &t.Initiators[i]
+		}
+	}
+	return nil
+}
+
+// LUN returns the LUN with the given id, or nil.
+func (t *Target) LUN(id uint64) *LUN {
+	for i := range t.LUNs {
+		if t.LUNs[i].ID == id {
+			return &t.LUNs[i]
+		}
+	}
+	return nil
+}
+
+// Open reports whether the target has no access list, so that every
+// initiator may log in.
+func (t *Target) Open() bool { return len(t.Initiators) == 0 }
+
+// Authorize decides for one initiator name: whether it may log in to the
+// target and see it in discovery, and which CHAP credentials it must pass
+// (its own entry's, else the target's; nil means no authentication). An
+// invalid initiator name is refused unless the target is open.
+func (t *Target) Authorize(initiator string) (allowed bool, chap *CHAP) {
+	if t.Open() {
+		return true, t.CHAP
+	}
+	i := t.Initiator(initiator)
+	if i == nil {
+		return false, nil
+	}
+	if i.CHAP != nil {
+		return true, i.CHAP
+	}
+	return true, t.CHAP
+}
+
+// TargetAddress returns the SendTargets TargetAddress value for this portal,
+// "host:port,group" (RFC 7143 13.8), for a discovery session whose
+// connection has the given local address. An explicit or derived Advertise
+// wins; otherwise the local IP and port of the connection are used (with
+// any IPv6 zone dropped).
+func (p *Portal) TargetAddress(local net.Addr) string {
+	host := p.Advertise
+	if host == "" && local != nil {
+		if ap, err := netip.ParseAddrPort(local.String()); err == nil {
+			host = netip.AddrPortFrom(ap.Addr().WithZone("").Unmap(), ap.Port()).String()
+		} else {
+			host = local.String()
+		}
+	}
+	return host + "," + strconv.FormatUint(uint64(p.Group), 10)
+}

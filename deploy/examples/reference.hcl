@@ -1,0 +1,128 @@
+# sanbridge configuration reference: every block and attribute.
+#
+# The file is HCL (https://github.com/hashicorp/hcl) native syntax. Blocks
+# are written over several lines: HCL allows a single-line block
+# `name { a = 1 }` only with one attribute. Attributes take constant
+# values (no variables or functions). `sanbridge check -config FILE`
+# validates a file and prints every problem with its line.
+#
+# This file is itself a valid configuration (the tests parse it).
+
+# log_level: optional, default "info". One of "trace", "debug", "info",
+# "warn", "error".
+log_level = "info"
+
+# portal "<name>": one listening socket (a network portal). At least one is
+# required. The name (a letter, then letters, digits, '_' or '-') is how
+# targets refer to the portal.
+portal "lo" {
+  # listen: required. IP address and port, IPv6 in brackets
+  # ("[::1]:3260"). Host names are not resolved. "0.0.0.0:3260" listens on
+  # every IPv4 address, "[::]:3260" on every IPv4 and IPv6 address. Port 0
+  # lets the kernel choose (tests). Two portals may not listen on the same
+  # or an overlapping address and port.
+  listen = "127.0.0.1:3260"
+
+  # advertise: optional. The host:port given to initiators as
+  # TargetAddress in SendTargets, for NAT and port forwards; an IP address
+  # or a DNS name, with a port. Default: the listen address when it is a
+  # specific address with a non-zero port; otherwise (0.0.0.0, [::], port 0)
+  # the local address of the connection each discovery session arrived on.
+  advertise = "127.0.0.1:3260"
+
+  # group: optional, default 1. The target portal group tag, 1 to 65535.
+  # Portals with the same tag form a portal group; a target is reachable
+  # through whole portal groups, so a target's portals list must include
+  # every portal of each group it uses.
+  group = 1
+}
+
+# discovery: optional, at most one. Settings for discovery sessions
+# (SendTargets).
+discovery {
+  # chap: optional. When present, every discovery session must
+  # authenticate with CHAP. Same attributes as a target's chap block.
+  chap {
+    username = "discovery"
+    secret   = "discovery-Secret1"
+  }
+}
+
+# target "<iSCSI name>": one exported target. The name is an iSCSI name
+# (iqn.YYYY-MM.reversed.domain[:anything], eui.<16 hex>, naa.<16 or 32
+# hex>, ASCII only, at most 223 bytes); it is compared and reported in
+# lower case. Target names must be unique.
+target "iqn.2026-11.io.sanbridge:reference" {
+  # alias: optional. The TargetAlias shown by initiators, at most 255
+  # bytes of UTF-8 without control characters.
+  alias = "reference disk"
+
+  # portals: optional, default every portal. The names of the portals the
+  # target is reachable through (whole portal groups, see portal.group).
+  portals = ["lo"]
+
+  # chap: optional. When present, initiators without a chap block of their
+  # own must authenticate with these credentials.
+  chap {
+    # username, secret: required. The initiator's CHAP name (CHAP_N) and
+    # secret. Secrets are 12 to 255 bytes (RFC 7143 12.1.3 asks for at
+    # least 96 random bits; shorter secrets are refused when the file is
+    # loaded). Prefer 12 to 16 random characters: some initiators accept no
+    # more than 16.
+    username = "reference-hosts"
+    secret   = "reference-Secret1"
+
+    # mutual_username, mutual_secret: optional, both or neither. With them
+    # the target authenticates itself to the initiator (mutual CHAP). The
+    # mutual secret must differ from every one-way secret in the file (RFC
+    # 7143 12.1.3 forbids a secret in both directions).
+    mutual_username = "sanbridge-reference"
+    mutual_secret   = "reference-Target-2"
+  }
+
+  # initiator "<iSCSI name>": optional, any number. The access list: when a
+  # target has at least one initiator block, only those initiators may log
+  # in to it or see it in discovery. Without any, every initiator may
+  # (`sanbridge check` warns about such open targets).
+  initiator "iqn.1994-05.com.redhat:reference-host" {
+    # chap: optional. Overrides the target's chap for this initiator.
+    chap {
+      username = "reference-host"
+      secret   = "reference-Host-key"
+    }
+  }
+
+  # lun "<id>": one logical unit. The id is a quoted decimal label from 0 to
+  # 16383 (0-255 use peripheral device addressing, 256-16383 flat space
+  # addressing, SAM-5 4.7.7), unique within the target. Each lun has
+  # exactly one backend block.
+  lun "0" {
+    # emulated: an emulated SBC disk backed by memory or a file.
+    emulated {
+      # size: required. A positive multiple of block_size: a number of
+      # bytes, or a string with a unit: B, KiB, MiB, GiB, TiB, PiB (powers
+      # of 1024) or KB, MB, GB, TB, PB (powers of 1000), e.g. "64MiB".
+      size = "64MiB"
+
+      # block_size: optional, default 512. 512 or 4096.
+      block_size = 512
+
+      # file: optional. Absolute path of the backing file; without it the
+      # disk lives in memory and is lost when sanbridge stops.
+      file = "/var/lib/sanbridge/reference0.img"
+
+      # read_only: optional, default false. Write-protects the disk.
+      read_only = false
+
+      # vendor (at most 8 bytes), product (16), revision (4): optional
+      # INQUIRY identification, printable ASCII. serial: optional unit
+      # serial number (VPD page 80h), at most 64 bytes of printable ASCII
+      # without spaces, unique in the file. Empty or absent: the backend's
+      # defaults.
+      vendor   = "SANBRIDG"
+      product  = "EMULATED DISK"
+      revision = "0001"
+      serial   = "reference-lun0"
+    }
+  }
+}
