@@ -85,6 +85,12 @@ type conn struct {
 	pingSent atomic.Int64
 
 	text *textSession
+
+	// Scratch space owned by one goroutine each, kept here so the hot
+	// path allocates nothing.
+	cmdScratch SCSICommand // serve goroutine
+	din        DataIn      // send loop
+	cur        outItem     // send loop
 }
 
 func newConn(srv *Server, nc net.Conn, p *Portal) *conn {
@@ -154,6 +160,7 @@ func (c *conn) serve(ctx context.Context) {
 	ss.cancel()
 	c.abortAll()
 	ss.taskWG.Wait()
+	close(ss.work) // nothing can start a task anymore
 	c.enqueue(outItem{kind: itemClose})
 	select {
 	case <-c.sendDone:
@@ -276,11 +283,11 @@ func (s *Server) hasTSIH(tsih uint16) bool {
 // the moment each is encoded, and flushes when the queue runs dry.
 func (c *conn) sendLoop() {
 	defer close(c.sendDone)
-	var din DataIn
+	it := &c.cur
 	for {
-		var it outItem
+		*it = outItem{}
 		select {
-		case it = <-c.out:
+		case *it = <-c.out:
 		default:
 			if c.wr.Buffered() > 0 {
 				if err := c.wr.Flush(); err != nil {
@@ -290,13 +297,13 @@ func (c *conn) sendLoop() {
 				}
 			}
 			select {
-			case it = <-c.out:
+			case *it = <-c.out:
 			case <-c.closed:
 				c.drain()
 				return
 			}
 		}
-		if err := c.send(&it, &din); err != nil {
+		if err := c.send(it, &c.din); err != nil {
 			if !errors.Is(err, errConnClosed) {
 				c.log.Debug().Err(err).Msg("send failed")
 			}

@@ -80,7 +80,7 @@ func (s *Server) putTask(t *task) {
 
 // handleCommand processes a SCSI Command whose CmdSN is in order.
 func (c *conn) handleCommand(f *Frame, immediate bool) error {
-	var cmd SCSICommand
+	cmd := &c.cmdScratch
 	if err := cmd.Decode(&f.BHS, f.AHS); err != nil {
 		return protoErr(RejectProtocolError, &f.BHS, "%v", err)
 	}

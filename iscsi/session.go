@@ -33,6 +33,12 @@ type session struct {
 	waiting []*task          // issued in CmdSN order, held by task attributes
 	taskWG  sync.WaitGroup   // executing tasks
 	ended   chan struct{}    // closed when the connection has finished
+
+	// Executor goroutines, started as the load needs them and reused,
+	// so steady-state commands spawn nothing.
+	work    chan *task
+	workers atomic.Int32
+	idle    atomic.Int32
 }
 
 func newSession(srv *Server, r *loginResult, window uint32) *session {
@@ -44,6 +50,7 @@ func newSession(srv *Server, r *loginResult, window uint32) *session {
 		window:    window,
 		tasks:     make(map[uint32]*task),
 		ended:     make(chan struct{}),
+		work:      make(chan *task, window),
 	}
 	ss.nexus = Nexus{InitiatorName: r.InitiatorName, ISID: r.ISID}
 	ss.nexus.port = ss.nexus.InitiatorPort()
@@ -181,7 +188,30 @@ func (ss *session) startLocked(t *task) {
 	}
 	t.state = taskRunning
 	ss.taskWG.Add(1)
-	go ss.conn.execute(t)
+	if ss.idle.Load() <= int32(len(ss.work)) && ss.workers.Load() < int32(ss.window) {
+		ss.workers.Add(1)
+		go ss.worker()
+	}
+	select {
+	case ss.work <- t:
+	default:
+		// More running tasks than the window (immediate commands):
+		// run this one on its own goroutine.
+		go ss.conn.execute(t)
+	}
+}
+
+// worker executes tasks until the session closes its work queue.
+func (ss *session) worker() {
+	for {
+		ss.idle.Add(1)
+		t, ok := <-ss.work
+		ss.idle.Add(-1)
+		if !ok {
+			return
+		}
+		ss.conn.execute(t)
+	}
 }
 
 // finished is called when the handler returned for t.
