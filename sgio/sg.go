@@ -1,0 +1,153 @@
+package sgio
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults of the SG_IO backend.
+const (
+	// DefaultQueueDepth is how many commands an [SG] keeps in flight
+	// unless [WithQueueDepth] says otherwise.
+	DefaultQueueDepth = 32
+	// DefaultTimeout bounds a command whose Request.Timeout is zero.
+	DefaultTimeout = 60 * time.Second
+	// MaxQueuePerFD is the sg driver's per-descriptor command limit
+	// (SG_MAX_QUEUE in drivers/scsi/sg.c); one more write() fails with
+	// EDOM. The backend opens ceil(depth/MaxQueuePerFD) descriptors.
+	MaxQueuePerFD = 16
+	// MaxQueueDepth caps [WithQueueDepth]: 16 descriptors of 16 commands.
+	MaxQueueDepth = 256
+)
+
+// Option configures [Open].
+type Option func(*sgOptions)
+
+type sgOptions struct {
+	depth     int
+	timeout   time.Duration
+	log       zerolog.Logger
+	sysfsRoot string
+	syncIO    bool
+}
+
+func defaultOptions() sgOptions {
+	return sgOptions{
+		depth:     DefaultQueueDepth,
+		timeout:   DefaultTimeout,
+		log:       zerolog.Nop(),
+		sysfsRoot: "/sys",
+	}
+}
+
+// WithQueueDepth sets how many commands may be in flight at once
+// (1 to [MaxQueueDepth]). Callers beyond it wait for a free slot; they
+// never see EDOM.
+func WithQueueDepth(n int) Option {
+	return func(o *sgOptions) { o.depth = n }
+}
+
+// WithTimeout sets the timeout of requests whose Timeout is zero.
+func WithTimeout(d time.Duration) Option {
+	return func(o *sgOptions) { o.timeout = d }
+}
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l zerolog.Logger) Option {
+	return func(o *sgOptions) { o.log = l }
+}
+
+// WithSysfsRoot sets where sysfs is mounted (default /sys); it is used
+// to read queue limits and to map block and bsg nodes to their sg node.
+func WithSysfsRoot(root string) Option {
+	return func(o *sgOptions) { o.sysfsRoot = root }
+}
+
+// WithSyncIO makes the backend use the blocking SG_IO ioctl, one OS
+// thread per command in flight, instead of the sg driver's asynchronous
+// write()/read() interface. It is the only mode for block device nodes
+// without an sg node; on sg nodes it exists for comparison.
+func WithSyncIO() Option {
+	return func(o *sgOptions) { o.syncIO = true }
+}
+
+func (o *sgOptions) validate() error {
+	if o.depth < 1 || o.depth > MaxQueueDepth {
+		return fmt.Errorf("%w: queue depth %d outside 1..%d", ErrBadRequest, o.depth, MaxQueueDepth)
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("%w: timeout %v must be positive", ErrBadRequest, o.timeout)
+	}
+	return nil
+}
+
+// OpError is the error of an operation on a device node: what was done,
+// on which path, and why. Err wraps one of the package's sentinel errors
+// (ErrGone, ErrQueueFull, ...) and, when the kernel refused, the errno,
+// so both errors.Is(err, sgio.ErrQueueFull) and errors.Is(err,
+// syscall.EDOM) hold.
+type OpError struct {
+	// Op is the operation: "open", "write", "read", "ioctl SG_IO", ...
+	Op string
+	// Path is the device node.
+	Path string
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error.
+func (e *OpError) Error() string {
+	return "sgio: " + e.Op + " " + e.Path + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Timeout reports whether the command timed out in the driver.
+func (e *OpError) Timeout() bool { return errors.Is(e.Err, ErrTimeout) }
+
+// HCTL is a SCSI device address on Linux: host, channel (bus), target
+// and LUN, written H:C:T:L.
+type HCTL struct {
+	Host, Channel, Target int
+	LUN                   uint64
+}
+
+// String formats the address as H:C:T:L.
+func (a HCTL) String() string {
+	return fmt.Sprintf("%d:%d:%d:%d", a.Host, a.Channel, a.Target, a.LUN)
+}
+
+// Info describes an open SG device: what the driver reports about it
+// and the raw values its [Limits] were computed from (zero when unknown).
+type Info struct {
+	// Path is the node that was opened; SGPath is the sg node actually
+	// used (they differ when a block or bsg node was mapped to its sg).
+	Path, SGPath string
+	// Async reports whether the write()/read() interface is in use
+	// (false: blocking SG_IO ioctls).
+	Async bool
+	// Descriptors is the number of open descriptors.
+	Descriptors int
+	// Version is the sg driver version (SG_GET_VERSION_NUM, e.g. 30536).
+	Version int
+	// Address is the device's H:C:T:L (SG_GET_SCSI_ID; LUN truncated to
+	// 32 bits by that ioctl).
+	Address HCTL
+	// PeripheralType is the device type from the kernel (0 disk, 1 tape...).
+	PeripheralType int
+	// DeviceQueueDepth is the queue depth the midlayer uses for the device.
+	DeviceQueueDepth int
+	// ReservedSize is the sg reserved buffer size per descriptor.
+	ReservedSize int
+	// SGTableSize is the host's scatter-gather table size (SG_GET_SG_TABLESIZE).
+	SGTableSize int
+	// MaxSectorsBytes is the queue's max_sectors in bytes (BLKSECTGET on sg).
+	MaxSectorsBytes int
+	// MaxSectorsKB, MaxHWSectorsKB and MaxSegments come from
+	// /sys/block/X/queue when the device has a block node.
+	MaxSectorsKB, MaxHWSectorsKB, MaxSegments int
+}

@@ -1,0 +1,535 @@
+//go:build linux
+
+package sgio
+
+// Tests and benchmarks against a real SCSI device, for the QEMU rig.
+// They run only when SANBRIDGE_SG_DEVICE names an sg node, e.g.
+//
+//	SANBRIDGE_SG_DEVICE=/dev/sg2 ./sgio.test -test.run Integration -test.v
+//	SANBRIDGE_SG_DEVICE=/dev/sg2 ./sgio.test -test.run '^$' -test.bench SGRead4K
+//
+// THE DEVICE IS WRITTEN TO: the read/write tests save, overwrite and
+// restore blocks near the start of the device, and the burst test writes
+// its first 4096 blocks. Point it at a scratch disk (scsi_debug).
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+const envDevice = "SANBRIDGE_SG_DEVICE"
+
+func integrationDevice(tb testing.TB) string {
+	tb.Helper()
+	p := os.Getenv(envDevice)
+	if p == "" {
+		tb.Skipf("%s not set: no SCSI device to test against", envDevice)
+	}
+	return p
+}
+
+func openIntegration(tb testing.TB, opts ...Option) *SG {
+	tb.Helper()
+	path := integrationDevice(tb)
+	log := zerolog.New(zerolog.NewTestWriter(tb))
+	s, err := Open(path, append([]Option{WithLogger(log)}, opts...)...)
+	if err != nil {
+		tb.Fatalf("Open(%s): %v", path, err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func cdbInquiry(page byte, evpd bool, n int) []byte {
+	c := []byte{0x12, 0, page, byte(n >> 8), byte(n), 0}
+	if evpd {
+		c[1] = 1
+	}
+	return c
+}
+
+func cdbReadCapacity16(n int) []byte {
+	c := make([]byte, 16)
+	c[0], c[1] = 0x9e, 0x10
+	binary.BigEndian.PutUint32(c[10:], uint32(n))
+	return c
+}
+
+func cdbRW16(op byte, lba uint64, blocks uint32) []byte {
+	c := make([]byte, 16)
+	c[0] = op
+	binary.BigEndian.PutUint64(c[2:], lba)
+	binary.BigEndian.PutUint32(c[10:], blocks)
+	return c
+}
+
+const (
+	opRead16  = 0x88
+	opWrite16 = 0x8a
+)
+
+// capacity returns the number of blocks and the block size.
+func capacity(tb testing.TB, s *SG) (uint64, int) {
+	tb.Helper()
+	buf := make([]byte, 32)
+	res, err := s.Do(context.Background(), &Request{CDB: cdbReadCapacity16(len(buf)), Dir: DirFromDevice, Data: buf})
+	if err != nil {
+		tb.Fatalf("READ CAPACITY(16): %v", err)
+	}
+	if res.Status != StatusGood {
+		tb.Fatalf("READ CAPACITY(16): status %#x sense % x", res.Status, res.Sense)
+	}
+	return binary.BigEndian.Uint64(buf) + 1, int(binary.BigEndian.Uint32(buf[8:]))
+}
+
+func mustGood(tb testing.TB, what string, res *Result, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatalf("%s: %v", what, err)
+	}
+	if res.Status != StatusGood || res.HostStatus != 0 || res.DriverStatus != 0 {
+		tb.Fatalf("%s: status %#x host %#x driver %#x sense % x", what, res.Status, res.HostStatus, res.DriverStatus, res.Sense)
+	}
+}
+
+func TestIntegrationInquiry(t *testing.T) {
+	s := openIntegration(t)
+	info := s.Info()
+	t.Logf("info %+v limits %+v", info, s.Limits())
+	if !info.Async || info.Version < sgMinVersion || info.Descriptors != 2 {
+		t.Errorf("unexpected info: %+v", info)
+	}
+	buf := make([]byte, 96)
+	res, err := s.Do(context.Background(), &Request{CDB: cdbInquiry(0, false, len(buf)), Dir: DirFromDevice, Data: buf})
+	mustGood(t, "INQUIRY", res, err)
+	n := res.Transferred(len(buf))
+	if n < 36 {
+		t.Fatalf("INQUIRY returned %d bytes", n)
+	}
+	if int(buf[0]&0x1f) != info.PeripheralType {
+		t.Errorf("peripheral type %d, kernel says %d", buf[0]&0x1f, info.PeripheralType)
+	}
+	vendor := strings.TrimSpace(string(buf[8:16]))
+	product := strings.TrimSpace(string(buf[16:32]))
+	// The kernel's view of the same device, from sysfs.
+	sysDev := filepath.Join("/sys/class/scsi_generic", filepath.Base(info.SGPath), "device")
+	if b, err := os.ReadFile(filepath.Join(sysDev, "vendor")); err == nil && strings.TrimSpace(string(b)) != vendor {
+		t.Errorf("vendor %q, sysfs says %q", vendor, strings.TrimSpace(string(b)))
+	}
+	if b, err := os.ReadFile(filepath.Join(sysDev, "model")); err == nil && strings.TrimSpace(string(b)) != product {
+		t.Errorf("product %q, sysfs says %q", product, strings.TrimSpace(string(b)))
+	}
+	t.Logf("INQUIRY: %q %q, %d bytes, %v", vendor, product, n, res.Duration)
+
+	// Supported VPD pages: the page code echoes back.
+	vpd := make([]byte, 255)
+	res, err = s.Do(context.Background(), &Request{CDB: cdbInquiry(0, true, len(vpd)), Dir: DirFromDevice, Data: vpd})
+	mustGood(t, "INQUIRY VPD 0x00", res, err)
+	if vpd[1] != 0 || int(vpd[3]) > res.Transferred(len(vpd))-4 {
+		t.Errorf("VPD 0x00 header % x, %d bytes", vpd[:4], res.Transferred(len(vpd)))
+	}
+}
+
+func TestIntegrationReadCapacity16(t *testing.T) {
+	s := openIntegration(t)
+	blocks, bs := capacity(t, s)
+	if bs < 512 || bs&(bs-1) != 0 || blocks == 0 {
+		t.Fatalf("capacity %d blocks of %d", blocks, bs)
+	}
+	// Cross-check with the block device's size when there is one.
+	dir := filepath.Join("/sys/class/scsi_generic", filepath.Base(s.Info().SGPath), "device", "block")
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		b, err := os.ReadFile(filepath.Join(dir, ents[0].Name(), "size"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sectors, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sectors*512 != blocks*uint64(bs) {
+			t.Errorf("READ CAPACITY says %d bytes, /sys/block/%s/size %d", blocks*uint64(bs), ents[0].Name(), sectors*512)
+		}
+	}
+	t.Logf("%d blocks of %d bytes", blocks, bs)
+}
+
+// pattern fills b with bytes derived from seed.
+func pattern(b []byte, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for i := 0; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
+	}
+}
+
+func testReadWrite(t *testing.T, s *SG) {
+	_, bs := capacity(t, s)
+	ctx := context.Background()
+	const lba, nblk = 8, 16
+	n := nblk * bs
+	saved := make([]byte, n)
+	res, err := s.Do(ctx, &Request{CDB: cdbRW16(opRead16, lba, nblk), Dir: DirFromDevice, Data: saved})
+	mustGood(t, "READ(16) save", res, err)
+	t.Cleanup(func() {
+		res, err := s.Do(ctx, &Request{CDB: cdbRW16(opWrite16, lba, nblk), Dir: DirToDevice, Data: saved})
+		mustGood(t, "WRITE(16) restore", res, err)
+	})
+	for i, seed := range []uint64{1, 2, 3} {
+		out := make([]byte, n)
+		pattern(out, seed)
+		res, err := s.Do(ctx, &Request{CDB: cdbRW16(opWrite16, lba, nblk), Dir: DirToDevice, Data: out})
+		mustGood(t, "WRITE(16)", res, err)
+		if res.Resid != 0 {
+			t.Errorf("WRITE(16) resid %d", res.Resid)
+		}
+		in := make([]byte, n)
+		// Alternate cancellable (bounced) and plain contexts.
+		rctx := ctx
+		if i%2 == 0 {
+			c, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			rctx = c
+		}
+		res, err = s.Do(rctx, &Request{CDB: cdbRW16(opRead16, lba, nblk), Dir: DirFromDevice, Data: in})
+		mustGood(t, "READ(16)", res, err)
+		if res.Resid != 0 || !bytes.Equal(in, out) {
+			t.Fatalf("read-back differs (resid %d)", res.Resid)
+		}
+	}
+}
+
+func TestIntegrationReadWrite16(t *testing.T) {
+	testReadWrite(t, openIntegration(t))
+}
+
+func TestIntegrationReadWrite16Sync(t *testing.T) {
+	s := openIntegration(t, WithSyncIO())
+	if s.Info().Async {
+		t.Fatal("WithSyncIO ignored")
+	}
+	testReadWrite(t, s)
+}
+
+// TestIntegrationOutOfRange reads past the last LBA: the device answers
+// CHECK CONDITION, ILLEGAL REQUEST, LBA OUT OF RANGE (21/00), and the
+// sense arrives intact as data, not as a Go error.
+func TestIntegrationOutOfRange(t *testing.T) {
+	s := openIntegration(t)
+	blocks, bs := capacity(t, s)
+	buf := make([]byte, bs)
+	res, err := s.Do(context.Background(), &Request{CDB: cdbRW16(opRead16, blocks, 1), Dir: DirFromDevice, Data: buf})
+	if err != nil {
+		t.Fatalf("out-of-range READ(16) is a SCSI outcome, not an error: %v", err)
+	}
+	t.Logf("status %#x host %#x driver %#x info %#x resid %d sense % x", res.Status, res.HostStatus, res.DriverStatus, res.Info, res.Resid, res.Sense)
+	if res.Status != StatusCheckCondition || res.DriverStatus != 0x08 || res.HostStatus != 0 {
+		t.Fatalf("status %#x host %#x driver %#x, want 0x02/0/0x08", res.Status, res.HostStatus, res.DriverStatus)
+	}
+	if res.Info&sgInfoOKMask == 0 {
+		t.Errorf("info %#x lacks SG_INFO_CHECK", res.Info)
+	}
+	var key, asc, ascq byte
+	switch {
+	case len(res.Sense) >= 14 && res.Sense[0]&0x7f == 0x70:
+		key, asc, ascq = res.Sense[2]&0x0f, res.Sense[12], res.Sense[13]
+	case len(res.Sense) >= 4 && res.Sense[0]&0x7f == 0x72:
+		key, asc, ascq = res.Sense[1]&0x0f, res.Sense[2], res.Sense[3]
+	default:
+		t.Fatalf("unrecognised sense % x", res.Sense)
+	}
+	if key != 0x05 || asc != 0x21 || ascq != 0x00 {
+		t.Fatalf("sense key/asc/ascq %x/%02x/%02x, want 5/21/00", key, asc, ascq)
+	}
+}
+
+// TestIntegrationMaxTransfer checks that Limits are truthful: a READ of
+// exactly MaxTransferBytes works, one block more is refused up front.
+func TestIntegrationMaxTransfer(t *testing.T) {
+	s := openIntegration(t)
+	blocks, bs := capacity(t, s)
+	max := s.Limits().MaxTransferBytes
+	nblk := max / bs
+	if uint64(nblk) > blocks {
+		t.Skipf("device smaller than one maximal transfer")
+	}
+	buf := make([]byte, nblk*bs)
+	res, err := s.Do(context.Background(), &Request{CDB: cdbRW16(opRead16, 0, uint32(nblk)), Dir: DirFromDevice, Data: buf})
+	mustGood(t, fmt.Sprintf("READ(16) of %d bytes", len(buf)), res, err)
+	big := make([]byte, (nblk+1)*bs)
+	_, err = s.Do(context.Background(), &Request{CDB: cdbRW16(opRead16, 0, uint32(nblk+1)), Dir: DirFromDevice, Data: big})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("READ of %d bytes > limit %d: %v, want ErrTooLarge", len(big), max, err)
+	}
+}
+
+// TestIntegrationBurst fires far more concurrent commands than one sg
+// descriptor accepts (16): writes of distinct patterns, then reads that
+// must return them, all at once, with no EDOM and no lost completion.
+func TestIntegrationBurst(t *testing.T) {
+	for _, depth := range []int{64, 256} {
+		t.Run(fmt.Sprintf("depth%d", depth), func(t *testing.T) {
+			s := openIntegration(t, WithQueueDepth(depth))
+			blocks, bs := capacity(t, s)
+			const nblk = 4096
+			if blocks < nblk {
+				t.Skipf("device has %d blocks", blocks)
+			}
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			var minFree atomic.Int64
+			minFree.Store(int64(depth))
+			var failures atomic.Int64
+			run := func(goroutines int, op func(lba uint64) error) {
+				lbas := make(chan uint64)
+				for g := 0; g < goroutines; g++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for lba := range lbas {
+							if f := int64(len(s.free)); f < minFree.Load() {
+								minFree.Store(f)
+							}
+							if err := op(lba); err != nil {
+								if failures.Add(1) < 10 {
+									t.Error(err)
+								}
+							}
+						}
+					}()
+				}
+				for lba := uint64(0); lba < nblk; lba++ {
+					lbas <- lba
+				}
+				close(lbas)
+				wg.Wait()
+			}
+			goroutines := 4 * depth
+			run(goroutines, func(lba uint64) error {
+				b := make([]byte, bs)
+				pattern(b, lba+uint64(depth))
+				res, err := s.Do(ctx, &Request{CDB: cdbRW16(opWrite16, lba, 1), Dir: DirToDevice, Data: b})
+				if err != nil {
+					return fmt.Errorf("write lba %d: %w", lba, err)
+				}
+				if res.Status != StatusGood {
+					return fmt.Errorf("write lba %d: status %#x sense % x", lba, res.Status, res.Sense)
+				}
+				return nil
+			})
+			run(goroutines, func(lba uint64) error {
+				b, want := make([]byte, bs), make([]byte, bs)
+				pattern(want, lba+uint64(depth))
+				cctx, cancel := context.WithCancel(ctx) // bounced reads
+				defer cancel()
+				res, err := s.Do(cctx, &Request{CDB: cdbRW16(opRead16, lba, 1), Dir: DirFromDevice, Data: b})
+				if err != nil {
+					return fmt.Errorf("read lba %d: %w", lba, err)
+				}
+				if res.Status != StatusGood || !bytes.Equal(b, want) {
+					return fmt.Errorf("read lba %d: status %#x, data matches %v", lba, res.Status, bytes.Equal(b, want))
+				}
+				return nil
+			})
+			if n := failures.Load(); n > 0 {
+				t.Fatalf("%d of %d commands failed", n, 2*nblk)
+			}
+			t.Logf("%d commands from %d goroutines, at most %d in flight (depth %d, %d descriptors)",
+				2*nblk, goroutines, int64(depth)-minFree.Load(), depth, s.Info().Descriptors)
+		})
+	}
+}
+
+// TestIntegrationCancel cancels reads while they are in flight. A
+// cancelled Do must return at once, and its buffer must never be
+// written afterwards: the buffers of cancelled reads are filled with a
+// marker after Do returns, and checked after Close, when the kernel is
+// certainly done.
+func TestIntegrationCancel(t *testing.T) {
+	path := integrationDevice(t)
+	s, err := Open(path, WithQueueDepth(64), WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bs := capacity(t, s)
+	var mu sync.Mutex
+	var abandoned [][]byte
+	var completed, cancelled atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 128; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				buf := make([]byte, 8*bs)
+				ctx, cancel := context.WithCancel(context.Background())
+				if i%3 == 0 {
+					go cancel()
+				}
+				res, err := s.Do(ctx, &Request{CDB: cdbRW16(opRead16, uint64(g*8), 8), Dir: DirFromDevice, Data: buf})
+				cancel()
+				switch {
+				case err == nil && res.Status == StatusGood:
+					completed.Add(1)
+				case errors.Is(err, context.Canceled):
+					cancelled.Add(1)
+					for j := range buf {
+						buf[j] = 0xa5
+					}
+					mu.Lock()
+					abandoned = append(abandoned, buf)
+					mu.Unlock()
+				default:
+					t.Errorf("read: %v %+v", err, res)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, buf := range abandoned {
+		for j, c := range buf {
+			if c != 0xa5 {
+				t.Fatalf("buffer of a cancelled read written after Do returned (byte %d = %#x)", j, c)
+			}
+		}
+	}
+	if completed.Load() == 0 {
+		t.Fatal("no read completed")
+	}
+	t.Logf("%d completed, %d cancelled", completed.Load(), cancelled.Load())
+}
+
+// TestIntegrationCloseWhileBusy closes the device under load: Close
+// waits for commands in flight, later requests get ErrClosed.
+func TestIntegrationCloseWhileBusy(t *testing.T) {
+	path := integrationDevice(t)
+	s, err := Open(path, WithQueueDepth(32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bs := capacity(t, s)
+	var wg sync.WaitGroup
+	var ok, closed atomic.Int64
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				buf := make([]byte, bs)
+				res, err := s.Do(context.Background(), &Request{CDB: cdbRW16(opRead16, 0, 1), Dir: DirFromDevice, Data: buf})
+				if errors.Is(err, ErrClosed) {
+					closed.Add(1)
+					return
+				}
+				if err != nil || res.Status != StatusGood {
+					t.Errorf("read: %v", err)
+					return
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if closed.Load() != 64 || ok.Load() == 0 {
+		t.Fatalf("%d reads, %d goroutines saw ErrClosed (want 64)", ok.Load(), closed.Load())
+	}
+}
+
+// TestIntegrationOpenBlockNode opens the device's block node and checks
+// it is mapped to the same sg node.
+func TestIntegrationOpenBlockNode(t *testing.T) {
+	path := integrationDevice(t)
+	ents, err := os.ReadDir(filepath.Join("/sys/class/scsi_generic", filepath.Base(path), "device", "block"))
+	if err != nil || len(ents) == 0 {
+		t.Skip("device has no block node")
+	}
+	s, err := Open("/dev/" + ents[0].Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Info().SGPath != path || !s.Info().Async {
+		t.Fatalf("block node mapped to %+v, want %s", s.Info(), path)
+	}
+	capacity(t, s)
+}
+
+// BenchmarkSGRead4K measures 4 KiB READ(16)s at queue depth 1 and 32.
+// ns/op is per command; the IOPS metric is commands per second.
+func BenchmarkSGRead4K(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		opts []Option
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"async", nil, func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }},
+		{"async-nocancel", nil, func() (context.Context, context.CancelFunc) { return context.Background(), func() {} }},
+		{"sync", []Option{WithSyncIO()}, func() (context.Context, context.CancelFunc) { return context.Background(), func() {} }},
+	} {
+		for _, qd := range []int{1, 32} {
+			b.Run(fmt.Sprintf("%s/QD%d", mode.name, qd), func(b *testing.B) {
+				s := openIntegration(b, append([]Option{WithQueueDepth(max(qd, 1))}, mode.opts...)...)
+				blocks, bs := capacity(b, s)
+				per := uint32(4096 / bs)
+				span := blocks / uint64(per)
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				start := time.Now()
+				for w := 0; w < qd; w++ {
+					wg.Add(1)
+					go func(w int) {
+						defer wg.Done()
+						buf := make([]byte, 4096)
+						cdb := cdbRW16(opRead16, 0, per)
+						req := &Request{CDB: cdb, Dir: DirFromDevice, Data: buf}
+						for {
+							i := next.Add(1) - 1
+							if i >= int64(b.N) {
+								return
+							}
+							lba := uint64(i) % span * uint64(per)
+							binary.BigEndian.PutUint64(cdb[2:], lba)
+							ctx, cancel := mode.ctx()
+							res, err := s.Do(ctx, req)
+							cancel()
+							if err != nil || res.Status != StatusGood {
+								b.Errorf("read: %v", err)
+								return
+							}
+						}
+					}(w)
+				}
+				wg.Wait()
+				el := time.Since(start)
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/el.Seconds(), "IOPS")
+				b.SetBytes(4096)
+			})
+		}
+	}
+}

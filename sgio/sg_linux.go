@@ -1,0 +1,805 @@
+//go:build linux
+
+package sgio
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// SG is a SCSI device reached through the Linux sg driver. It implements
+// [Device].
+//
+// Commands are queued with the sg driver's asynchronous interface: a
+// write() of an sg_io_hdr queues a command on a descriptor and a read()
+// returns whichever command completed, identified by its pack_id. One
+// reaper goroutine per descriptor waits for completions in the Go
+// netpoller (the sg driver implements poll), so a command in flight
+// costs no OS thread. The driver accepts at most [MaxQueuePerFD]
+// commands per descriptor (one more write() fails with EDOM), so an SG
+// opens ceil(depth/16) descriptors and hands out at most 16 slots per
+// descriptor; a caller beyond the queue depth waits for a free slot.
+//
+// A cancelled context returns from Do at once, but the command stays
+// with the kernel: its slot, with the sense buffer and the data-in
+// buffer the kernel will write into, is kept until the reaper collects
+// the completion and only then reused. Data-in travels through a slot
+// buffer whenever the context can be cancelled, so the caller's buffer
+// is never written after Do returned. (With a context that can never be
+// cancelled, Do cannot return early and the kernel fills the caller's
+// buffer directly.)
+type SG struct {
+	path   string
+	opts   sgOptions
+	log    zerolog.Logger
+	limits Limits
+	info   Info
+
+	files []*sgFile
+	free  chan *sgSlot
+	async bool
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	ops     sync.WaitGroup // Do calls in progress and abandoned commands
+	stopped chan struct{}  // closed by Close once nothing is in flight
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// sgFile is one open descriptor and its slots.
+type sgFile struct {
+	f  *os.File
+	rc syscall.RawConn
+	// fd is f's descriptor for raw read()/write() calls, which bypass
+	// os.File's locking: the SG guarantees it stays open while any
+	// command is in flight (Close waits for them first).
+	fd    int
+	slots []*sgSlot
+	// pending counts commands written to fd and not yet read back.
+	pending atomic.Int32
+	// kick wakes the reaper when a command did not complete inline.
+	kick chan struct{}
+	done chan struct{} // closed when the reaper exits (async only)
+}
+
+// Slot states.
+const (
+	slotFree      uint32 = iota // in the free list or being filled
+	slotWaited                  // submitted; Do waits for it
+	slotAbandoned               // submitted; Do gave up, the reaper releases it
+	slotDone                    // completed; Do collects it
+)
+
+// sgSlot is one command's worth of memory shared with the kernel. It
+// lives on the heap for the whole life of the SG; the kernel holds
+// addresses into cdb (during write only), sense and kbuf.
+type sgSlot struct {
+	hdr    sgIOHdr
+	cdb    [sgMaxCDB]byte
+	sense  [senseBufferLen]byte
+	file   *sgFile
+	index  uint32
+	gen    uint32
+	kbuf   []byte // data-in buffer the kernel will write into, held until harvest
+	bounce []byte // slot-owned data-in buffer
+	state  atomic.Uint32
+	done   chan struct{}     // capacity 1: completion signal to Do
+	rbuf   [sgIOHdrSize]byte // completion image read by this slot's Do (no Go pointers)
+
+	// Written by the reaper before the state leaves slotWaited.
+	out sgOutput
+	end time.Time
+	err error
+}
+
+// maxKeptBounce is the largest bounce buffer a slot keeps between commands.
+const maxKeptBounce = 1 << 20
+
+// Open opens a SCSI device through the sg driver. path is an sg node
+// (/dev/sgN), or a block or bsg node, which is mapped through sysfs to
+// its sg node; a block node without an sg node (sg module not loaded)
+// is driven with blocking SG_IO ioctls. Symlinks such as
+// /dev/disk/by-id/... are followed.
+func Open(path string, opts ...Option) (*SG, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, &OpError{Op: "open", Path: path, Err: err}
+	}
+	node, isSG, err := resolveNode(path, o.sysfsRoot)
+	if err != nil {
+		return nil, err
+	}
+	s := &SG{
+		path:    path,
+		opts:    o,
+		log:     o.log.With().Str("device", node).Logger(),
+		closing: make(chan struct{}),
+		stopped: make(chan struct{}),
+		async:   isSG && !o.syncIO,
+	}
+	nfd := 1
+	if isSG {
+		nfd = (o.depth + MaxQueuePerFD - 1) / MaxQueuePerFD
+	}
+	for i := 0; i < nfd; i++ {
+		f, err := os.OpenFile(node, os.O_RDWR|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			s.closeFiles()
+			return nil, &OpError{Op: "open", Path: node, Err: classifyErrno(err, false)}
+		}
+		rc, err := f.SyscallConn()
+		if err != nil {
+			f.Close()
+			s.closeFiles()
+			return nil, &OpError{Op: "open", Path: node, Err: err}
+		}
+		// Deadlines work only on descriptors in the netpoller; without
+		// it the reaper could not wait for completions without a thread.
+		if s.async && f.SetReadDeadline(time.Time{}) != nil {
+			s.log.Warn().Msg("sg descriptor not pollable, using blocking SG_IO")
+			s.async = false
+		}
+		sf := &sgFile{f: f, rc: rc, fd: -1}
+		_ = rc.Control(func(fd uintptr) { sf.fd = int(fd) })
+		s.files = append(s.files, sf)
+	}
+	if err := s.readInfo(node, isSG); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	s.info.Path = path
+	s.info.SGPath = node
+	s.info.Async = s.async
+	s.info.Descriptors = len(s.files)
+	s.limits = limitsFrom(&s.info, o.depth)
+
+	// Slots, interleaved across descriptors so that consecutive commands
+	// use different descriptors.
+	perFD := (o.depth + len(s.files) - 1) / len(s.files)
+	s.free = make(chan *sgSlot, o.depth)
+	for i := 0; i < perFD; i++ {
+		for _, sf := range s.files {
+			if len(s.free) == o.depth {
+				break
+			}
+			sl := &sgSlot{file: sf, index: uint32(len(sf.slots)), done: make(chan struct{}, 1)}
+			sf.slots = append(sf.slots, sl)
+			s.free <- sl
+		}
+	}
+	if s.async {
+		for _, sf := range s.files {
+			sf.done = make(chan struct{})
+			sf.kick = make(chan struct{}, 1)
+			go s.reap(sf)
+		}
+	}
+	s.log.Debug().Int("descriptors", len(s.files)).Bool("async", s.async).
+		Int("max_transfer", s.limits.MaxTransferBytes).Int("max_segments", s.limits.MaxSegments).
+		Int("queue_depth", s.limits.QueueDepth).Msg("sg device open")
+	return s, nil
+}
+
+// resolveNode maps path to the node to open and reports whether that
+// node is an sg character device.
+func resolveNode(path, sysfs string) (string, bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", false, &OpError{Op: "open", Path: path, Err: classifyErrno(err, false)}
+	}
+	major, minor := unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		if major == scsiGenericMajor {
+			return path, true, nil
+		}
+		if sg := sgForDev(sysfs, "char", major, minor); sg != "" {
+			return sg, true, nil
+		}
+		return "", false, &OpError{Op: "open", Path: path,
+			Err: fmt.Errorf("%w: character device %d:%d is not a SCSI generic or bsg node", errors.ErrUnsupported, major, minor)}
+	case unix.S_IFBLK:
+		base := filepath.Join(sysfs, "dev", "block", fmt.Sprintf("%d:%d", major, minor))
+		if _, err := os.Stat(filepath.Join(base, "partition")); err == nil {
+			return "", false, &OpError{Op: "open", Path: path,
+				Err: fmt.Errorf("%w: %s is a partition, not a SCSI device", ErrBadRequest, path)}
+		}
+		if sg := sgForDev(sysfs, "block", major, minor); sg != "" {
+			return sg, true, nil
+		}
+		return path, false, nil
+	}
+	return "", false, &OpError{Op: "open", Path: path,
+		Err: fmt.Errorf("%w: not a device node", errors.ErrUnsupported)}
+}
+
+// sgForDev finds the sg node of the SCSI device behind a char or block
+// device number through /sys/dev/{char,block}/M:m/device/scsi_generic.
+func sgForDev(sysfs, kind string, major, minor uint32) string {
+	dir := filepath.Join(sysfs, "dev", kind, fmt.Sprintf("%d:%d", major, minor), "device", "scsi_generic")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		return ""
+	}
+	node := filepath.Join("/dev", ents[0].Name())
+	var st unix.Stat_t
+	if unix.Stat(node, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return ""
+	}
+	return node
+}
+
+// readInfo queries the driver and sysfs for the device's properties.
+func (s *SG) readInfo(node string, isSG bool) error {
+	sf := s.files[0]
+	var version int
+	var verr error
+	ctlErr := sf.rc.Control(func(fd uintptr) {
+		version, verr = unix.IoctlGetInt(int(fd), sgGetVersionNum)
+	})
+	if ctlErr != nil {
+		return &OpError{Op: "ioctl SG_GET_VERSION_NUM", Path: node, Err: ctlErr}
+	}
+	if verr != nil {
+		if errors.Is(verr, unix.ENOTTY) || errors.Is(verr, unix.EINVAL) {
+			verr = fmt.Errorf("%w: not a SCSI device (%w)", errors.ErrUnsupported, verr)
+		} else {
+			verr = classifyErrno(verr, false)
+		}
+		return &OpError{Op: "ioctl SG_GET_VERSION_NUM", Path: node, Err: verr}
+	}
+	if version < sgMinVersion {
+		return &OpError{Op: "ioctl SG_GET_VERSION_NUM", Path: node,
+			Err: fmt.Errorf("%w: sg driver version %d lacks the v3 interface", errors.ErrUnsupported, version)}
+	}
+	s.info.Version = version
+	// The rest is best effort: what is unknown stays zero.
+	_ = sf.rc.Control(func(fd uintptr) {
+		if v, err := unix.IoctlGetInt(int(fd), sgGetReservedSize); err == nil {
+			s.info.ReservedSize = v
+		}
+		if !isSG {
+			return
+		}
+		if v, err := unix.IoctlGetInt(int(fd), sgGetSGTablesize); err == nil {
+			s.info.SGTableSize = v
+		}
+		// On sg, BLKSECTGET answers max_sectors in bytes (an int); on a
+		// block device it would be an unsigned short of sectors.
+		if v, err := unix.IoctlGetInt(int(fd), blkSectGet); err == nil {
+			s.info.MaxSectorsBytes = v
+		}
+		var id sgScsiID
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, sgGetScsiID, uintptr(unsafe.Pointer(&id)))
+		if e == 0 {
+			s.info.Address = HCTL{Host: int(id.hostNo), Channel: int(id.channel), Target: int(id.scsiID), LUN: uint64(uint32(id.lun))}
+			s.info.PeripheralType = int(id.scsiType)
+			s.info.DeviceQueueDepth = int(id.dQueueDepth)
+		}
+	})
+	if q := s.queueDir(node, isSG); q != "" {
+		s.info.MaxSectorsKB = readSysfsInt(filepath.Join(q, "max_sectors_kb"))
+		s.info.MaxHWSectorsKB = readSysfsInt(filepath.Join(q, "max_hw_sectors_kb"))
+		s.info.MaxSegments = readSysfsInt(filepath.Join(q, "max_segments"))
+	}
+	return nil
+}
+
+// queueDir returns /sys/block/X/queue for the device, or "" when it has
+// no block node (tapes, changers, enclosures) or sysfs is not there.
+func (s *SG) queueDir(node string, isSG bool) string {
+	var st unix.Stat_t
+	if err := unix.Stat(node, &st); err != nil {
+		return ""
+	}
+	major, minor := unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
+	dev := fmt.Sprintf("%d:%d", major, minor)
+	if !isSG {
+		q := filepath.Join(s.opts.sysfsRoot, "dev", "block", dev, "queue")
+		if _, err := os.Stat(q); err == nil {
+			return q
+		}
+		return ""
+	}
+	ents, err := os.ReadDir(filepath.Join(s.opts.sysfsRoot, "dev", "char", dev, "device", "block"))
+	if err != nil || len(ents) == 0 {
+		return ""
+	}
+	return filepath.Join(s.opts.sysfsRoot, "block", ents[0].Name(), "queue")
+}
+
+func readSysfsInt(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || v < 0 {
+		return 0
+	}
+	return v
+}
+
+// limitsFrom derives the transfer limits: the smallest of the queue's
+// max_sectors (BLKSECTGET and sysfs), max_hw_sectors, and one page per
+// scatter-gather segment (the sg driver maps data-in/out through its own
+// pages, at least one page per segment).
+func limitsFrom(in *Info, depth int) Limits {
+	minPos := func(vals ...int) int {
+		m := 0
+		for _, v := range vals {
+			if v > 0 && (m == 0 || v < m) {
+				m = v
+			}
+		}
+		return m
+	}
+	segs := minPos(in.SGTableSize, in.MaxSegments)
+	max := minPos(in.MaxSectorsBytes, in.MaxSectorsKB*1024, in.MaxHWSectorsKB*1024, segs*os.Getpagesize())
+	if max == 0 {
+		max = minPos(in.ReservedSize, 64*1024)
+	}
+	return Limits{MaxTransferBytes: max, MaxSegments: segs, QueueDepth: depth}
+}
+
+// Limits returns the device's transfer limits.
+func (s *SG) Limits() Limits { return s.limits }
+
+// Info returns what the driver reported about the device at Open.
+func (s *SG) Info() Info { return s.info }
+
+// Do executes one request. SCSI outcomes (CHECK CONDITION, BUSY, ...)
+// are data in the Result. The error is non-nil when the command could
+// not be queued (ErrQueueFull, ErrBusy, ErrTooLarge, ErrBadRequest,
+// ErrGone, ErrClosed), when ctx ended first (the command may still run
+// on the device; its outcome is dropped), or when the kernel reports the
+// outcome unknown: ErrTimeout (DID_TIME_OUT) and ErrGone
+// (DID_NO_CONNECT) come with the Result the kernel returned.
+func (s *SG) Do(ctx context.Context, req *Request) (*Result, error) {
+	if err := s.check(req); err != nil {
+		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
+	}
+	s.ops.Add(1)
+	s.mu.Unlock()
+
+	var sl *sgSlot
+	select {
+	case sl = <-s.free:
+	case <-ctx.Done():
+		s.ops.Done()
+		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ctx.Err()}
+	case <-s.closing:
+		s.ops.Done()
+		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
+	}
+	if err := ctx.Err(); err != nil {
+		s.release(sl)
+		s.ops.Done()
+		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
+	}
+	if s.async {
+		return s.doAsync(ctx, sl, req)
+	}
+	return s.doSync(sl, req)
+}
+
+// check validates a request before it takes a slot.
+func (s *SG) check(req *Request) error {
+	if req == nil {
+		return fmt.Errorf("%w: nil request", ErrBadRequest)
+	}
+	if n := len(req.CDB); n < 6 || n > sgMaxCDB {
+		return fmt.Errorf("%w: CDB of %d bytes (the sg driver takes 6 to %d)", ErrBadRequest, n, sgMaxCDB)
+	}
+	switch req.Dir {
+	case DirNone:
+		if len(req.Data) != 0 {
+			return fmt.Errorf("%w: %d data bytes with no data direction", ErrBadRequest, len(req.Data))
+		}
+	case DirToDevice, DirFromDevice:
+	case DirBidi:
+		return fmt.Errorf("%w: bidirectional commands are not supported by the sg v3 interface", ErrBadRequest)
+	default:
+		return fmt.Errorf("%w: unknown direction %v", ErrBadRequest, req.Dir)
+	}
+	if len(req.Data) > s.limits.MaxTransferBytes {
+		return fmt.Errorf("%w: %d bytes, the device takes at most %d per command", ErrTooLarge, len(req.Data), s.limits.MaxTransferBytes)
+	}
+	if req.Timeout < 0 {
+		return fmt.Errorf("%w: negative timeout", ErrBadRequest)
+	}
+	return nil
+}
+
+// fill prepares the slot's header for req. When bounce is set, data-in
+// goes to the slot's own buffer.
+func (s *SG) fill(sl *sgSlot, req *Request, bounce bool) {
+	h := &sl.hdr
+	*h = sgIOHdr{interfaceID: sgInterfaceID, dxferDirection: sgDxferNone, flags: sgFlagQAtTail}
+	n := copy(sl.cdb[:], req.CDB)
+	h.cmdLen = uint8(n)
+	h.cmdp = unsafe.Pointer(&sl.cdb[0])
+	h.mxSbLen = senseBufferLen
+	h.sbp = unsafe.Pointer(&sl.sense[0])
+	to := req.Timeout
+	if to == 0 {
+		to = s.opts.timeout
+	}
+	ms := to.Milliseconds()
+	if ms < 1 {
+		ms = 1
+	} else if ms > maxTimeoutMillisec {
+		ms = maxTimeoutMillisec
+	}
+	h.timeout = uint32(ms)
+	h.packID = int32(sl.gen<<sgPackIDIndexBits | sl.index)
+	if len(req.Data) == 0 {
+		return
+	}
+	h.dxferLen = uint32(len(req.Data))
+	switch req.Dir {
+	case DirToDevice:
+		h.dxferDirection = sgDxferToDev
+		h.dxferp = unsafe.Pointer(&req.Data[0])
+	case DirFromDevice:
+		h.dxferDirection = sgDxferFromDev
+		if bounce {
+			if cap(sl.bounce) < len(req.Data) {
+				sl.bounce = make([]byte, len(req.Data))
+			}
+			sl.kbuf = sl.bounce[:len(req.Data)]
+		} else {
+			sl.kbuf = req.Data
+		}
+		h.dxferp = unsafe.Pointer(&sl.kbuf[0])
+	}
+}
+
+func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, error) {
+	bounce := ctx.Done() != nil && req.Dir == DirFromDevice
+	s.fill(sl, req, bounce)
+	// Publish the slot to the reaper before the kernel can complete it.
+	sl.state.Store(slotWaited)
+	sf := sl.file
+	sf.pending.Add(1)
+	start := time.Now()
+	var n uintptr
+	var errno syscall.Errno
+	for {
+		n, _, errno = unix.Syscall(unix.SYS_WRITE, uintptr(sf.fd), uintptr(unsafe.Pointer(&sl.hdr)), uintptr(sgIOHdrSize))
+		if errno != unix.EINTR {
+			break
+		}
+	}
+	runtime.KeepAlive(req.Data)
+	// The kernel copied the CDB and any data-out during write(); only
+	// the sense and data-in buffers stay in use until the read().
+	sl.hdr.cmdp = nil
+	if req.Dir == DirToDevice {
+		sl.hdr.dxferp = nil
+	}
+	if errno == 0 && int(n) != sgIOHdrSize {
+		errno = unix.EIO
+	}
+	if errno != 0 {
+		sf.pending.Add(-1)
+		s.release(sl)
+		s.ops.Done()
+		return nil, &OpError{Op: "write", Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
+	}
+	// Fast devices (and scsi_debug with delay=0) complete the command
+	// before write() returns: collect it here. Otherwise the reaper
+	// waits for it in the netpoller.
+	if !s.harvest(sl) {
+		select {
+		case sf.kick <- struct{}{}:
+		default: // already kicked
+		}
+	}
+
+	select {
+	case <-sl.done:
+	case <-ctx.Done():
+		if sl.state.CompareAndSwap(slotWaited, slotAbandoned) {
+			// The kernel still holds the slot's buffers: the reaper
+			// releases the slot (and the ops count) at completion.
+			return nil, &OpError{Op: "wait", Path: s.info.SGPath, Err: ctx.Err()}
+		}
+		<-sl.done
+	}
+	res, err := s.result(sl, start, "read")
+	if bounce && res != nil {
+		copy(req.Data, sl.kbuf)
+	}
+	s.release(sl)
+	s.ops.Done()
+	return res, err
+}
+
+// harvest collects, without blocking, the completions already waiting on
+// mine's descriptor, until mine's own is among them or none is left. It
+// reports whether mine completed.
+func (s *SG) harvest(mine *sgSlot) bool {
+	sf := mine.file
+	buf := &mine.rbuf
+	for i := 0; i < MaxQueuePerFD; i++ {
+		if mine.state.Load() != slotWaited {
+			return true
+		}
+		n, errno := readCompletion(sf.fd, buf)
+		if errno == unix.EAGAIN || errno == unix.ENODEV {
+			break
+		}
+		if !s.deliver(sf, buf, n, errno, time.Now()) {
+			break
+		}
+	}
+	return mine.state.Load() != slotWaited
+}
+
+// readCompletion reads one completed command's header into buf. It
+// sets the pack_id field to -1 first, so that a read that fails before
+// the kernel wrote the header is recognised.
+func readCompletion(fd int, buf *[sgIOHdrSize]byte) (uintptr, syscall.Errno) {
+	binary.NativeEndian.PutUint32(buf[offPackID:], ^uint32(0))
+	for {
+		n, _, errno := unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		if errno != unix.EINTR {
+			return n, errno
+		}
+	}
+}
+
+func (s *SG) doSync(sl *sgSlot, req *Request) (*Result, error) {
+	// The ioctl returns only when the command is complete and its data
+	// copied, so the caller's buffer is used directly.
+	s.fill(sl, req, false)
+	start := time.Now()
+	var errno syscall.Errno
+	cerr := sl.file.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, sgIO, uintptr(unsafe.Pointer(&sl.hdr)))
+	})
+	runtime.KeepAlive(req.Data)
+	sl.end = time.Now()
+	if cerr == nil && errno != 0 {
+		cerr = errno
+	}
+	if cerr != nil {
+		s.release(sl)
+		s.ops.Done()
+		return nil, &OpError{Op: "ioctl SG_IO", Path: s.info.SGPath, Err: classifyErrno(cerr, len(req.Data) > 0)}
+	}
+	sl.out = sl.hdr.output()
+	res, err := s.result(sl, start, "ioctl SG_IO")
+	s.release(sl)
+	s.ops.Done()
+	return res, err
+}
+
+// result turns a completed slot into a Result and, for outcomes the
+// kernel marks unknown, an error.
+func (s *SG) result(sl *sgSlot, start time.Time, op string) (*Result, error) {
+	if sl.err != nil {
+		return nil, &OpError{Op: op, Path: s.info.SGPath, Err: classifyErrno(sl.err, len(sl.kbuf) > 0)}
+	}
+	o := sl.out
+	res := &Result{
+		Status:       o.status,
+		HostStatus:   o.hostStatus,
+		DriverStatus: o.driverStatus,
+		Info:         o.info,
+		Resid:        int(o.resid),
+		Duration:     sl.end.Sub(start),
+	}
+	if n := int(o.sbLenWr); n > 0 {
+		res.Sense = append([]byte(nil), sl.sense[:min(n, len(sl.sense))]...)
+	}
+	switch {
+	case o.hostStatus == didTimeOut || o.driverStatus&driverStatusMask == driverTimeout:
+		return res, &OpError{Op: op, Path: s.info.SGPath, Err: ErrTimeout}
+	case o.hostStatus == didNoConnect:
+		return res, &OpError{Op: op, Path: s.info.SGPath, Err: fmt.Errorf("%w: DID_NO_CONNECT", ErrGone)}
+	}
+	return res, nil
+}
+
+// release returns a slot to the free list. The caller owns the slot
+// (the kernel is done with it).
+func (s *SG) release(sl *sgSlot) {
+	sl.hdr = sgIOHdr{}
+	sl.kbuf = nil
+	if cap(sl.bounce) > maxKeptBounce {
+		sl.bounce = nil
+	}
+	sl.err = nil
+	sl.gen = (sl.gen + 1) & sgPackIDGenMask
+	sl.state.Store(slotFree)
+	s.free <- sl // never blocks: the channel holds every slot
+}
+
+// reap delivers the completions of one descriptor that their
+// submitters did not collect inline. It sleeps on sf.kick while nothing
+// is pending, and in the netpoller (no OS thread) while commands are in
+// flight. It exits when the descriptor is closed.
+func (s *SG) reap(sf *sgFile) {
+	defer close(sf.done)
+	// The kernel writes the completed header here. The buffer has no Go
+	// pointers: the pointer fields it receives back are never used.
+	var buf [sgIOHdrSize]byte
+	var n uintptr
+	var errno syscall.Errno
+	var got bool
+	wait := func(fd uintptr) bool {
+		n, errno = readCompletion(int(fd), &buf)
+		switch errno {
+		case unix.EAGAIN, unix.ENODEV:
+			// Nothing complete (ENODEV: the device is going away; its
+			// queued commands still complete, with an error). Wait in
+			// the poller, unless submitters collected everything.
+			got = false
+			return sf.pending.Load() == 0
+		}
+		got = true
+		return true
+	}
+	for {
+		select {
+		case <-sf.kick:
+		case <-s.stopped:
+			return
+		}
+		for sf.pending.Load() > 0 {
+			if err := sf.rc.Read(wait); err != nil {
+				return // descriptor closed
+			}
+			if got && !s.deliver(sf, &buf, n, errno, time.Now()) {
+				time.Sleep(time.Millisecond) // do not spin on a persistent error
+			}
+		}
+	}
+}
+
+// deliver hands a completion read from sf to its slot. It reports
+// false when the completion matches no command in flight.
+func (s *SG) deliver(sf *sgFile, buf *[sgIOHdrSize]byte, n uintptr, errno syscall.Errno, at time.Time) bool {
+	out := decodeSGOutput(buf)
+	sl := sf.lookup(out.packID)
+	if sl == nil {
+		// A read that failed before the kernel wrote the header (or a
+		// foreign pack_id): nothing to attribute it to.
+		s.log.Error().Int32("pack_id", out.packID).Uint("n", uint(n)).Str("errno", errno.Error()).
+			Msg("sg completion matches no command")
+		return false
+	}
+	sf.pending.Add(-1)
+	sl.out = out
+	sl.end = at
+	if errno != 0 {
+		// The header was written but the data could not be copied.
+		sl.err = errno
+	} else if int(n) != sgIOHdrSize {
+		sl.err = unix.EIO
+	}
+	if sl.state.CompareAndSwap(slotWaited, slotDone) {
+		sl.done <- struct{}{}
+		return true
+	}
+	// Abandoned by a cancelled Do: drop the result.
+	s.log.Debug().Int32("pack_id", out.packID).Msg("dropping completion of a cancelled command")
+	s.release(sl)
+	s.ops.Done()
+	return true
+}
+
+// lookup finds the in-flight slot a pack_id names.
+func (sf *sgFile) lookup(packID int32) *sgSlot {
+	if packID < 0 {
+		return nil
+	}
+	idx := uint32(packID) & sgPackIDIndexMask
+	if idx >= uint32(len(sf.slots)) {
+		return nil
+	}
+	sl := sf.slots[idx]
+	// Loading the state orders this read of gen after Do's write of it.
+	if st := sl.state.Load(); st != slotWaited && st != slotAbandoned {
+		return nil
+	}
+	if sl.gen != uint32(packID)>>sgPackIDIndexBits {
+		return nil
+	}
+	return sl
+}
+
+// Close waits for the commands in flight, then closes the descriptors.
+func (s *SG) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.closing)
+		s.mu.Unlock()
+		s.ops.Wait()
+		close(s.stopped)
+		s.closeErr = s.closeFiles()
+		for _, sf := range s.files {
+			if sf.done != nil {
+				<-sf.done
+			}
+		}
+		s.log.Debug().Msg("sg device closed")
+	})
+	return s.closeErr
+}
+
+func (s *SG) closeFiles() error {
+	var first error
+	for _, sf := range s.files {
+		if err := sf.f.Close(); err != nil && first == nil {
+			first = &OpError{Op: "close", Path: s.info.SGPath, Err: err}
+		}
+	}
+	return first
+}
+
+// classifyErrno wraps an errno with the sentinel callers branch on.
+// withData tells whether the command moved data, so that EINVAL can be
+// read as "transfer too large".
+func classifyErrno(err error, withData bool) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return err
+	}
+	var sentinel error
+	switch errno {
+	case unix.ENODEV, unix.ENXIO:
+		sentinel = ErrGone
+	case unix.EBUSY, unix.EAGAIN:
+		sentinel = ErrBusy
+	case unix.EDOM:
+		sentinel = ErrQueueFull
+	case unix.ENOMEM:
+		sentinel = ErrTooLarge
+	case unix.EINVAL:
+		if withData {
+			sentinel = ErrTooLarge
+		} else {
+			sentinel = ErrBadRequest
+		}
+	case unix.EMSGSIZE:
+		sentinel = ErrBadRequest
+	case unix.ETIMEDOUT:
+		sentinel = ErrTimeout
+	}
+	if sentinel == nil {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", sentinel, err)
+}
+
+var _ Device = (*SG)(nil)
