@@ -9,14 +9,17 @@ import (
 // Tasks still collecting data or waiting to run are dropped at once
 // (opening the window); running tasks finish in the handler and their
 // responses are suppressed. It returns once nothing aborted is running
-// anymore, or when ctx ends.
-func (ss *session) abortMatching(ctx context.Context, match func(*task) bool) {
+// anymore, or when ctx ends, with the number of tasks it aborted (tasks
+// already done, whose responses are on their way, are not counted).
+func (ss *session) abortMatching(ctx context.Context, match func(*task) bool) int {
+	n := 0
 	ss.mu.Lock()
 	for itt, t := range ss.tasks {
 		if !match(t) || t.aborted.Load() || t.state == taskDone {
 			continue
 		}
 		t.aborted.Store(true)
+		n++
 		switch t.state {
 		case taskRunning:
 			// execute() sees the mark and drops the response.
@@ -44,10 +47,11 @@ func (ss *session) abortMatching(ctx context.Context, match func(*task) bool) {
 	for ss.abortedRunning() {
 		select {
 		case <-ctx.Done():
-			return
+			return n
 		case <-tick.C:
 		}
 	}
+	return n
 }
 
 // abortedRunning reports whether an aborted task is still in the handler.
@@ -138,10 +142,16 @@ func (c *conn) handleTMF(req *TaskMgmtRequest, release bool) {
 		defer ss.taskWG.Done()
 		ctx, cancel := context.WithTimeout(ss.ctx, 60*time.Second)
 		defer cancel()
+		aborted := 0
 		for _, o := range sessions {
-			o.abortMatching(ctx, match)
+			aborted += o.abortMatching(ctx, match)
 		}
 		r := TMFComplete
+		if req.Function == TMFAbortTask && aborted == 0 {
+			// The task completed between lookup and abort: its response
+			// is on its way, so it no longer exists (RFC 7143 11.6.1).
+			r = TMFTaskNotExist
+		}
 		if req.Function != TMFAbortTask {
 			r = h.TaskManagement(ctx, &ss.nexus, req.Function, req.LUN)
 		}
