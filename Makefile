@@ -26,11 +26,12 @@ demo:
 demo-local: build
 	./$(BIN) serve --config deploy/examples/demo.hcl
 
-# Host tools the tests talk to (libiscsi's initiator tools, tgt as a peer).
+# Host tools the tests talk to (libiscsi's initiator tools). tgt is not
+# installed here: its package starts a service on port 3260 (the bench and
+# the rig bring their own tgtd).
 deps:
 	@need=""; \
 	command -v iscsi-test-cu >/dev/null || need="$$need libiscsi-bin"; \
-	command -v tgtd >/dev/null || need="$$need tgt"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need; \

@@ -45,10 +45,11 @@ type Options struct {
 
 // New opens every device the configuration names and builds the server.
 // On error, whatever was opened is closed again.
-func New(cfg *conf.Config, opts Options) (b *Bridge, err error) {
-	b = &Bridge{log: opts.Log, cfg: cfg}
+func New(cfg *conf.Config, opts Options) (*Bridge, error) {
+	b := &Bridge{log: opts.Log, cfg: cfg}
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			b.closeDevices()
 		}
 	}()
@@ -65,7 +66,11 @@ func New(cfg *conf.Config, opts Options) (b *Bridge, err error) {
 		for _, l := range ct.LUNs {
 			dev, err := openLUN(&l)
 			if err != nil {
-				return nil, fmt.Errorf("bridge: target %s LUN %d: %w", ct.Name, l.ID, err)
+				where := l.DeclRange
+				if l.Emulated != nil && l.Emulated.File != "" {
+					where = l.Emulated.FileRange
+				}
+				return nil, fmt.Errorf("%s: target %s LUN %d: %w", where.String(), ct.Name, l.ID, err)
 			}
 			b.devices = append(b.devices, dev)
 			lus = append(lus, passthrough.NewLU(l.ID, dev))
@@ -89,10 +94,12 @@ func New(cfg *conf.Config, opts Options) (b *Bridge, err error) {
 	if cfg.Discovery != nil && cfg.Discovery.CHAP != nil {
 		icfg.DiscoveryCHAP = chapSecret(cfg.Discovery.CHAP)
 	}
-	b.srv, err = iscsi.NewServer(icfg)
+	srv, err := iscsi.NewServer(icfg)
 	if err != nil {
 		return nil, err
 	}
+	b.srv = srv
+	ok = true
 	return b, nil
 }
 

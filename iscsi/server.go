@@ -72,7 +72,7 @@ func (s *Server) Listen(ctx context.Context) ([]net.Listener, error) {
 	var lc net.ListenConfig
 	var ls []net.Listener
 	for _, p := range s.cfg.Portals {
-		l, err := lc.Listen(ctx, "tcp", p.Listen)
+		l, err := lc.Listen(ctx, listenNetwork(p.Listen), p.Listen)
 		if err != nil {
 			for _, o := range ls {
 				o.Close()
@@ -82,6 +82,22 @@ func (s *Server) Listen(ctx context.Context) ([]net.Listener, error) {
 		ls = append(ls, l)
 	}
 	return ls, nil
+}
+
+// listenNetwork keeps an IPv4 portal IPv4-only: Go's "tcp" would bind
+// 0.0.0.0 dual-stack, exposing the portal on IPv6 addresses too.
+func listenNetwork(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "tcp"
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.To4() != nil {
+			return "tcp4"
+		}
+		return "tcp6"
+	}
+	return "tcp"
 }
 
 // ListenAndServe listens on every portal and serves until ctx is done or
