@@ -62,13 +62,18 @@ func TestQueryDevice(t *testing.T) {
 	root := extractTarGz(t, "testdata/rig-capture/sysfs.tar.gz")
 	var mu sync.Mutex
 	opened := map[string]*faulty{}
+	var nextSeq byte
 	open := func(path string) (sgio.Device, error) {
 		switch path {
 		case "/dev/sg9":
 			return nil, errors.New("open /dev/sg9: device busy")
 		}
+		mu.Lock()
+		seq := nextSeq
+		nextSeq++
+		mu.Unlock()
 		cfg := emul.Config{SizeBytes: 8 << 20, Vendor: "EMUL", Product: "DISK " + path[len("/dev/"):], Serial: "SN-" + path[len("/dev/"):],
-			NAA: []byte{0x50, 0x01, 0x40, 0x50, 0, 0, 0, byte(len(opened))}}
+			NAA: []byte{0x50, 0x01, 0x40, 0x50, 0, 0, 0, seq}}
 		if path == "/dev/sg1" {
 			cfg.BlockSize = 4096
 		}
