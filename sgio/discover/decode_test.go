@@ -247,7 +247,6 @@ broken line
 	}
 }
 
-
 func TestEnumNames(t *testing.T) {
 	for _, ty := range []PeripheralType{TypeDisk, TypeTape, TypeCDROM, TypeChanger, TypeEnclosure, TypeUnknown, 0x15} {
 		b, err := ty.MarshalText()
