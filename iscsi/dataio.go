@@ -133,7 +133,6 @@ func (c *conn) handleCommand(f *Frame, immediate bool) error {
 		if dsl > 0 {
 			return protoErr(RejectProtocolError, &f.BHS, "immediate data with EDTL 0")
 		}
-		t.state = taskQueued
 		c.ss.issue(t)
 		return nil
 	}
@@ -156,7 +155,6 @@ func (c *conn) handleCommand(f *Frame, immediate bool) error {
 // progress issues the task when its data is complete, or solicits more.
 func (c *conn) progress(t *task) {
 	if t.received == t.writeLen {
-		t.state = taskQueued
 		c.ss.issue(t)
 		return
 	}
@@ -192,8 +190,8 @@ func (c *conn) progress(t *task) {
 func (c *conn) handleDataOut(f *Frame) error {
 	var d DataOut
 	d.Decode(&f.BHS)
-	t := c.ss.lookupTask(d.ITT)
-	if t == nil || t.state != taskCollecting || t.aborted.Load() {
+	t := c.ss.collectingTask(d.ITT)
+	if t == nil {
 		// Data for a task that was aborted or never accepted (e.g. its
 		// command fell outside the CmdSN window) is discarded.
 		c.log.Debug().Uint32("itt", d.ITT).Msg("Data-Out for no collecting task: discarded")

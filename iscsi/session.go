@@ -150,11 +150,26 @@ func (ss *session) addTask(t *task) bool {
 	return true
 }
 
-func (ss *session) lookupTask(itt uint32) *task {
+// collectingTask returns the live task with the ITT if it still waits
+// for write data. Such a task belongs to the serve goroutine, so the
+// pointer stays valid; tasks past that stage may be recycled by others.
+func (ss *session) collectingTask(itt uint32) *task {
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	t := ss.tasks[itt]
-	ss.mu.Unlock()
+	if t == nil || t.state != taskCollecting || t.aborted.Load() {
+		return nil
+	}
 	return t
+}
+
+// hasTask reports whether a live task has the ITT and LUN. The check is
+// made under the lock: a task pointer read outside it may be recycled.
+func (ss *session) hasTask(itt uint32, lun LUN) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	t := ss.tasks[itt]
+	return t != nil && t.lun == lun
 }
 
 // removeTask drops t from the table (its ITT may be reused afterwards).
@@ -172,6 +187,7 @@ func (ss *session) removeTask(t *task) {
 // HEAD OF QUEUE runs at once.
 func (ss *session) issue(t *task) {
 	ss.mu.Lock()
+	t.state = taskQueued
 	if t.attr != AttrHeadOfQueue && (ss.ordered || len(ss.waiting) > 0 || (t.attr == AttrOrdered && ss.running > 0)) {
 		ss.waiting = append(ss.waiting, t)
 		ss.mu.Unlock()

@@ -100,8 +100,7 @@ func (c *conn) handleTMF(req *TaskMgmtRequest, release bool) {
 	var match func(*task) bool
 	switch req.Function {
 	case TMFAbortTask:
-		t := ss.lookupTask(req.RefTaskTag)
-		if t == nil || t.lun != req.LUN {
+		if !ss.hasTask(req.RefTaskTag, req.LUN) {
 			// RFC 7143 11.6.1 b): a task not found whose RefCmdSN is in
 			// the window and older than this request counts as received.
 			exp, maxSN := ss.expMax()
@@ -113,8 +112,8 @@ func (c *conn) handleTMF(req *TaskMgmtRequest, release bool) {
 			return
 		}
 		sessions = []*session{ss}
-		itt := req.RefTaskTag
-		match = func(t *task) bool { return t.itt == itt }
+		itt, lun := req.RefTaskTag, req.LUN
+		match = func(t *task) bool { return t.itt == itt && t.lun == lun }
 	case TMFAbortTaskSet:
 		sessions = []*session{ss}
 		lun := req.LUN

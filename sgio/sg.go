@@ -66,10 +66,15 @@ func WithSysfsRoot(root string) Option {
 	return func(o *sgOptions) { o.sysfsRoot = root }
 }
 
-// WithSyncIO makes the backend use the blocking SG_IO ioctl, one OS
-// thread per command in flight, instead of the sg driver's asynchronous
-// write()/read() interface. It is the only mode for block device nodes
-// without an sg node; on sg nodes it exists for comparison.
+// WithSyncIO makes the backend hold one OS thread per command in
+// flight, blocked until the command completes, instead of using the sg
+// driver's asynchronous interface: on sg nodes a write() followed by a
+// blocking read() of that command, on block nodes the SG_IO ioctl. A
+// cancelled context then does not end a Do whose command is already in
+// the kernel. It is the only mode for block nodes without an sg node; on
+// sg nodes it exists for comparison. (The sg driver's own SG_IO ioctl is
+// not used: it waits interruptibly, and the kernel restarts it after a
+// signal, sending the command a second time.)
 func WithSyncIO() Option {
 	return func(o *sgOptions) { o.syncIO = true }
 }
@@ -127,8 +132,8 @@ type Info struct {
 	// Path is the node that was opened; SGPath is the sg node actually
 	// used (they differ when a block or bsg node was mapped to its sg).
 	Path, SGPath string
-	// Async reports whether the write()/read() interface is in use
-	// (false: blocking SG_IO ioctls).
+	// Async reports whether the asynchronous write()/read() interface
+	// is in use (false: one blocking call per command, see WithSyncIO).
 	Async bool
 	// Descriptors is the number of open descriptors.
 	Descriptors int

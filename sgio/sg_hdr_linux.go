@@ -47,16 +47,17 @@ const sgIOHdrSize = int(unsafe.Sizeof(sgIOHdr{}))
 // Offsets of the output fields, for decoding a completion that the
 // kernel wrote into a pointer-free byte buffer (see sgReaper).
 const (
-	offPackID       = int(unsafe.Offsetof(sgIOHdr{}.packID))
-	offStatus       = int(unsafe.Offsetof(sgIOHdr{}.status))
-	offMaskedStatus = int(unsafe.Offsetof(sgIOHdr{}.maskedStatus))
-	offMsgStatus    = int(unsafe.Offsetof(sgIOHdr{}.msgStatus))
-	offSbLenWr      = int(unsafe.Offsetof(sgIOHdr{}.sbLenWr))
-	offHostStatus   = int(unsafe.Offsetof(sgIOHdr{}.hostStatus))
-	offDriverStatus = int(unsafe.Offsetof(sgIOHdr{}.driverStatus))
-	offResid        = int(unsafe.Offsetof(sgIOHdr{}.resid))
-	offDuration     = int(unsafe.Offsetof(sgIOHdr{}.duration))
-	offInfo         = int(unsafe.Offsetof(sgIOHdr{}.info))
+	offDxferDirection = int(unsafe.Offsetof(sgIOHdr{}.dxferDirection))
+	offPackID         = int(unsafe.Offsetof(sgIOHdr{}.packID))
+	offStatus         = int(unsafe.Offsetof(sgIOHdr{}.status))
+	offMaskedStatus   = int(unsafe.Offsetof(sgIOHdr{}.maskedStatus))
+	offMsgStatus      = int(unsafe.Offsetof(sgIOHdr{}.msgStatus))
+	offSbLenWr        = int(unsafe.Offsetof(sgIOHdr{}.sbLenWr))
+	offHostStatus     = int(unsafe.Offsetof(sgIOHdr{}.hostStatus))
+	offDriverStatus   = int(unsafe.Offsetof(sgIOHdr{}.driverStatus))
+	offResid          = int(unsafe.Offsetof(sgIOHdr{}.resid))
+	offDuration       = int(unsafe.Offsetof(sgIOHdr{}.duration))
+	offInfo           = int(unsafe.Offsetof(sgIOHdr{}.info))
 )
 
 // sgOutput is the output half of a completed sg_io_hdr.
@@ -125,6 +126,7 @@ const (
 	sgGetScsiID        = 0x2276 // SG_GET_SCSI_ID
 	sgGetReservedSize  = 0x2272 // SG_GET_RESERVED_SIZE
 	sgGetSGTablesize   = 0x227f // SG_GET_SG_TABLESIZE
+	sgSetForcePackID   = 0x227b // SG_SET_FORCE_PACK_ID
 	blkSectGet         = 0x1267 // BLKSECTGET, answered by sg with bytes
 	sgInterfaceID      = 'S'
 	sgDxferNone        = -1    // SG_DXFER_NONE

@@ -2,15 +2,18 @@
 
 package sgio
 
-// Tests and benchmarks against a real SCSI device, for the QEMU rig.
-// They run only when SANBRIDGE_SG_DEVICE names an sg node, e.g.
+// Tests and benchmarks against a real SCSI device, for the QEMU rig
+// (sgio/testdata/rig/30-sgio.sh runs them there). They run only when
+// SANBRIDGE_SG_DEVICE names an sg node, e.g.
 //
 //	SANBRIDGE_SG_DEVICE=/dev/sg2 ./sgio.test -test.run Integration -test.v
+//	SANBRIDGE_SG_DEVICE=/dev/sg2 SANBRIDGE_SG_HOTUNPLUG=1 ./sgio.test -test.run HotUnplug
 //	SANBRIDGE_SG_DEVICE=/dev/sg2 ./sgio.test -test.run '^$' -test.bench SGRead4K
 //
-// THE DEVICE IS WRITTEN TO: the read/write tests save, overwrite and
-// restore blocks near the start of the device, and the burst test writes
-// its first 4096 blocks. Point it at a scratch disk (scsi_debug).
+// THE DEVICE IS WRITTEN TO: the read/write and burst tests save,
+// overwrite and restore the first 4096 blocks, and with
+// SANBRIDGE_SG_HOTUNPLUG=1 the device is deleted (and rescanned). Point
+// it at a scratch disk (scsi_debug).
 
 import (
 	"bytes"
@@ -27,8 +30,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 const envDevice = "SANBRIDGE_SG_DEVICE"
@@ -127,8 +132,9 @@ func TestIntegrationInquiry(t *testing.T) {
 	if int(buf[0]&0x1f) != info.PeripheralType {
 		t.Errorf("peripheral type %d, kernel says %d", buf[0]&0x1f, info.PeripheralType)
 	}
-	vendor := strings.TrimSpace(string(buf[8:16]))
-	product := strings.TrimSpace(string(buf[16:32]))
+	// Devices pad with spaces, scsi_debug's inq_vendor/inq_product with NULs.
+	field := func(b []byte) string { return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " ")) }
+	vendor, product := field(buf[8:16]), field(buf[16:32])
 	// The kernel's view of the same device, from sysfs.
 	sysDev := filepath.Join("/sys/class/scsi_generic", filepath.Base(info.SGPath), "device")
 	if b, err := os.ReadFile(filepath.Join(sysDev, "vendor")); err == nil && strings.TrimSpace(string(b)) != vendor {
@@ -293,6 +299,17 @@ func TestIntegrationBurst(t *testing.T) {
 				t.Skipf("device has %d blocks", blocks)
 			}
 			ctx := context.Background()
+			saved := make([]byte, nblk*bs)
+			for off := 0; off < nblk; off += 256 {
+				res, err := s.Do(ctx, &Request{CDB: cdbRW16(opRead16, uint64(off), 256), Dir: DirFromDevice, Data: saved[off*bs : (off+256)*bs]})
+				mustGood(t, "READ(16) save", res, err)
+			}
+			t.Cleanup(func() {
+				for off := 0; off < nblk; off += 256 {
+					res, err := s.Do(ctx, &Request{CDB: cdbRW16(opWrite16, uint64(off), 256), Dir: DirToDevice, Data: saved[off*bs : (off+256)*bs]})
+					mustGood(t, "WRITE(16) restore", res, err)
+				}
+			})
 			var wg sync.WaitGroup
 			var minFree atomic.Int64
 			minFree.Store(int64(depth))
@@ -459,27 +476,51 @@ func TestIntegrationCloseWhileBusy(t *testing.T) {
 	}
 }
 
-// TestIntegrationOpenBlockNode opens the device's block node and checks
-// it is mapped to the same sg node.
+// TestIntegrationOpenBlockNode opens the device's block and bsg nodes
+// and checks they are mapped to the same sg node.
 func TestIntegrationOpenBlockNode(t *testing.T) {
 	path := integrationDevice(t)
-	ents, err := os.ReadDir(filepath.Join("/sys/class/scsi_generic", filepath.Base(path), "device", "block"))
-	if err != nil || len(ents) == 0 {
-		t.Skip("device has no block node")
+	dev := filepath.Join("/sys/class/scsi_generic", filepath.Base(path), "device")
+	var nodes []string
+	if ents, err := os.ReadDir(filepath.Join(dev, "block")); err == nil && len(ents) > 0 {
+		nodes = append(nodes, "/dev/"+ents[0].Name())
 	}
-	s, err := Open("/dev/" + ents[0].Name())
-	if err != nil {
-		t.Fatal(err)
+	if real, err := filepath.EvalSymlinks(dev); err == nil {
+		if bsg := "/dev/bsg/" + filepath.Base(real); fileExists(bsg) {
+			nodes = append(nodes, bsg)
+		}
 	}
-	defer s.Close()
-	if s.Info().SGPath != path || !s.Info().Async {
-		t.Fatalf("block node mapped to %+v, want %s", s.Info(), path)
+	if len(nodes) == 0 {
+		t.Skip("device has neither a block nor a bsg node")
 	}
-	capacity(t, s)
+	for _, n := range nodes {
+		s, err := Open(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Info().SGPath != path || !s.Info().Async || s.Info().Path != n {
+			t.Errorf("%s mapped to %+v, want %s", n, s.Info(), path)
+		}
+		capacity(t, s)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s -> %s", n, path)
+	}
 }
 
-// BenchmarkSGRead4K measures 4 KiB READ(16)s at queue depth 1 and 32.
-// ns/op is per command; the IOPS metric is commands per second.
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// BenchmarkSGRead4K measures 4 KiB READ(16)s at queue depth 1 and 32
+// (that many goroutines, each with one command at a time). Modes:
+// "async" is the default backend with a cancellable context per command
+// (as the gateway calls it: data-in goes through the slot's buffer),
+// "async-nocancel" the same with context.Background (the kernel fills
+// the caller's buffer), "sync" WithSyncIO. ns/op is per command; the
+// IOPS metric is commands per second.
 func BenchmarkSGRead4K(b *testing.B) {
 	for _, mode := range []struct {
 		name string
@@ -531,5 +572,165 @@ func BenchmarkSGRead4K(b *testing.B) {
 				b.SetBytes(4096)
 			})
 		}
+	}
+}
+
+// TestIntegrationHotUnplug removes the device (through sysfs) while
+// commands are in flight: every Do must end, with ErrGone (or a result
+// the kernel failed), none may hang, and Close must return. It deletes
+// the device, so it runs only when SANBRIDGE_SG_HOTUNPLUG=1, last.
+func TestIntegrationHotUnplug(t *testing.T) {
+	path := integrationDevice(t)
+	if os.Getenv("SANBRIDGE_SG_HOTUNPLUG") != "1" {
+		t.Skip("SANBRIDGE_SG_HOTUNPLUG=1 not set: this test deletes the device")
+	}
+	del := filepath.Join("/sys/class/scsi_generic", filepath.Base(path), "device", "delete")
+	s, err := Open(path, WithQueueDepth(64), WithLogger(zerolog.New(zerolog.NewTestWriter(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bs := capacity(t, s)
+	var wg sync.WaitGroup
+	var ok, gone, failed atomic.Int64
+	for g := 0; g < 96; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				buf := make([]byte, 8*bs)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				res, err := s.Do(ctx, &Request{CDB: cdbRW16(opRead16, uint64(g*8), 8), Dir: DirFromDevice, Data: buf})
+				cancel()
+				switch {
+				case errors.Is(err, ErrGone):
+					gone.Add(1)
+					return
+				case err != nil:
+					t.Errorf("read: %v", err)
+					return
+				case res.Status == StatusGood && res.HostStatus == 0:
+					ok.Add(1)
+				default:
+					// Failed by the midlayer during removal (DID_NO_CONNECT
+					// comes with ErrGone; others are data).
+					if failed.Add(1) == 1 {
+						t.Logf("failed during removal: status %#x host %#x driver %#x sense % x", res.Status, res.HostStatus, res.DriverStatus, res.Sense)
+					}
+				}
+			}
+		}(g)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := os.WriteFile(del, []byte("1"), 0o200); err != nil {
+		t.Fatalf("delete %s: %v", del, err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("requests still blocked 60 s after the device was deleted")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Logf("Close after removal: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close blocked after the device was deleted")
+	}
+	// Bring the device back for whatever runs next.
+	a := s.Info().Address
+	scan := fmt.Sprintf("/sys/class/scsi_host/host%d/scan", a.Host)
+	if err := os.WriteFile(scan, []byte(fmt.Sprintf("%d %d %d", a.Channel, a.Target, a.LUN)), 0o200); err != nil {
+		t.Logf("rescan %s: %v", scan, err)
+	}
+	t.Logf("%d reads before removal, %d failed by the kernel, %d goroutines saw ErrGone", ok.Load(), failed.Load(), gone.Load())
+	if gone.Load() != 96 || ok.Load() == 0 {
+		t.Fatalf("%d of 96 goroutines ended with ErrGone", gone.Load())
+	}
+}
+
+// BenchmarkSGRead4KBareLoop is the floor under BenchmarkSGRead4K/QD1: a
+// loop of write()/read() of one sg_io_hdr on a non-blocking descriptor,
+// without the SG machinery, through syscall.Syscall (what SG uses for
+// write) and RawSyscall (what it uses for read). Under QEMU's TCG the
+// Go runtime's syscall bookkeeping dominates, which this makes visible.
+func BenchmarkSGRead4KBareLoop(b *testing.B) {
+	path := integrationDevice(b)
+	for _, raw := range []bool{false, true} {
+		name := "syscall"
+		if raw {
+			name = "rawsyscall"
+		}
+		b.Run(name, func(b *testing.B) {
+			fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer unix.Close(fd)
+			call := unix.Syscall
+			if raw {
+				call = unix.RawSyscall
+			}
+			type mem struct {
+				h     sgIOHdr
+				cdb   [16]byte
+				sense [senseBufferLen]byte
+				data  [4096]byte
+				out   [sgIOHdrSize]byte
+			}
+			m := new(mem)
+			copy(m.cdb[:], cdbRW16(opRead16, 0, 8))
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				m.h = sgIOHdr{interfaceID: sgInterfaceID, dxferDirection: sgDxferFromDev, cmdLen: 16, mxSbLen: senseBufferLen,
+					dxferLen: 4096, dxferp: unsafe.Pointer(&m.data[0]), cmdp: unsafe.Pointer(&m.cdb[0]),
+					sbp: unsafe.Pointer(&m.sense[0]), timeout: 10000, flags: sgFlagQAtTail}
+				if _, _, e := call(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&m.h)), uintptr(sgIOHdrSize)); e != 0 {
+					b.Fatal(e)
+				}
+				for {
+					_, _, e := call(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&m.out[0])), uintptr(sgIOHdrSize))
+					if e == 0 {
+						break
+					}
+					if e != unix.EAGAIN {
+						b.Fatal(e)
+					}
+				}
+				if o := decodeSGOutput(&m.out); o.status != 0 || o.hostStatus != 0 {
+					b.Fatalf("status %#x host %#x", o.status, o.hostStatus)
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "IOPS")
+		})
+	}
+}
+
+// TestIntegrationBlockNode drives a block node (SANBRIDGE_SG_BLOCK, e.g.
+// /dev/sdb): through its sg node when the sg driver is loaded, else with
+// the block layer's SG_IO ioctl. The device is written to, as above.
+func TestIntegrationBlockNode(t *testing.T) {
+	path := os.Getenv("SANBRIDGE_SG_BLOCK")
+	if path == "" {
+		t.Skip("SANBRIDGE_SG_BLOCK not set")
+	}
+	s, err := Open(path, WithLogger(zerolog.New(zerolog.NewTestWriter(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() }) // after testReadWrite's restore
+	t.Logf("info %+v limits %+v", s.Info(), s.Limits())
+	if s.Info().Async != (s.Info().SGPath != path) {
+		t.Fatalf("%s: async %v with node %s", path, s.Info().Async, s.Info().SGPath)
+	}
+	testReadWrite(t, s)
+	blocks, bs := capacity(t, s)
+	res, err := s.Do(context.Background(), &Request{CDB: cdbRW16(opRead16, blocks, 1), Dir: DirFromDevice, Data: make([]byte, bs)})
+	if err != nil || res.Status != StatusCheckCondition || len(res.Sense) < 14 || res.Sense[12] != 0x21 {
+		t.Fatalf("out-of-range READ through %s: %v %+v", s.Info().SGPath, err, res)
 	}
 }

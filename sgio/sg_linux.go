@@ -27,13 +27,18 @@ import (
 //
 // Commands are queued with the sg driver's asynchronous interface: a
 // write() of an sg_io_hdr queues a command on a descriptor and a read()
-// returns whichever command completed, identified by its pack_id. One
-// reaper goroutine per descriptor waits for completions in the Go
-// netpoller (the sg driver implements poll), so a command in flight
-// costs no OS thread. The driver accepts at most [MaxQueuePerFD]
-// commands per descriptor (one more write() fails with EDOM), so an SG
-// opens ceil(depth/16) descriptors and hands out at most 16 slots per
-// descriptor; a caller beyond the queue depth waits for a free slot.
+// returns whichever command completed, identified by its pack_id. The
+// submitting goroutine first tries a non-blocking read() itself (fast
+// devices complete the command before write() returns); commands still
+// running are collected by one reaper goroutine per device, which waits
+// in poll(2) on all of the device's descriptors, so the commands in
+// flight cost one OS thread per device, not one per command. The
+// descriptors are deliberately not in the Go netpoller, whose epoll
+// would wake an idle thread on every completion. The driver accepts at
+// most [MaxQueuePerFD] commands per descriptor (one more write() fails
+// with EDOM), so an SG opens ceil(depth/16) descriptors and hands out at
+// most 16 slots per descriptor; a caller beyond the queue depth waits for
+// a free slot.
 //
 // A cancelled context returns from Do at once, but the command stays
 // with the kernel: its slot, with the sense buffer and the data-in
@@ -44,15 +49,21 @@ import (
 // cancelled, Do cannot return early and the kernel fills the caller's
 // buffer directly.)
 type SG struct {
-	path   string
 	opts   sgOptions
 	log    zerolog.Logger
 	limits Limits
 	info   Info
 
-	files []*sgFile
-	free  chan *sgSlot
-	async bool
+	files  []*sgFile
+	free   chan *sgSlot
+	async  bool // write()/read() with a reaper (else one blocking call per command)
+	sgNode bool // the node is an sg device (not a block device)
+
+	// The asynchronous interface.
+	pending atomic.Int32  // commands written and not yet read back
+	kick    chan struct{} // wakes the reaper when a command did not complete inline
+	wakefd  int           // eventfd in the reaper's poll set, for Close
+	reaped  chan struct{} // closed when the reaper exits
 
 	mu      sync.Mutex
 	closed  bool
@@ -64,20 +75,12 @@ type SG struct {
 	closeErr  error
 }
 
-// sgFile is one open descriptor and its slots.
+// sgFile is one open descriptor and its slots. The SG guarantees the
+// descriptor stays open while a command or a call may use it: Close
+// waits for every Do and every command in flight first.
 type sgFile struct {
-	f  *os.File
-	rc syscall.RawConn
-	// fd is f's descriptor for raw read()/write() calls, which bypass
-	// os.File's locking: the SG guarantees it stays open while any
-	// command is in flight (Close waits for them first).
 	fd    int
 	slots []*sgSlot
-	// pending counts commands written to fd and not yet read back.
-	pending atomic.Int32
-	// kick wakes the reaper when a command did not complete inline.
-	kick chan struct{}
-	done chan struct{} // closed when the reaper exits (async only)
 }
 
 // Slot states.
@@ -111,7 +114,7 @@ type sgSlot struct {
 }
 
 // maxKeptBounce is the largest bounce buffer a slot keeps between commands.
-const maxKeptBounce = 1 << 20
+const maxKeptBounce = 256 << 10
 
 // Open opens a SCSI device through the sg driver. path is an sg node
 // (/dev/sgN), or a block or bsg node, which is mapped through sysfs to
@@ -131,38 +134,24 @@ func Open(path string, opts ...Option) (*SG, error) {
 		return nil, err
 	}
 	s := &SG{
-		path:    path,
 		opts:    o,
 		log:     o.log.With().Str("device", node).Logger(),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
 		async:   isSG && !o.syncIO,
+		sgNode:  isSG,
 	}
 	nfd := 1
 	if isSG {
 		nfd = (o.depth + MaxQueuePerFD - 1) / MaxQueuePerFD
 	}
 	for i := 0; i < nfd; i++ {
-		f, err := os.OpenFile(node, os.O_RDWR|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		fd, err := s.openNode(node)
 		if err != nil {
 			s.closeFiles()
-			return nil, &OpError{Op: "open", Path: node, Err: classifyErrno(err, false)}
+			return nil, err
 		}
-		rc, err := f.SyscallConn()
-		if err != nil {
-			f.Close()
-			s.closeFiles()
-			return nil, &OpError{Op: "open", Path: node, Err: err}
-		}
-		// Deadlines work only on descriptors in the netpoller; without
-		// it the reaper could not wait for completions without a thread.
-		if s.async && f.SetReadDeadline(time.Time{}) != nil {
-			s.log.Warn().Msg("sg descriptor not pollable, using blocking SG_IO")
-			s.async = false
-		}
-		sf := &sgFile{f: f, rc: rc, fd: -1}
-		_ = rc.Control(func(fd uintptr) { sf.fd = int(fd) })
-		s.files = append(s.files, sf)
+		s.files = append(s.files, &sgFile{fd: fd})
 	}
 	if err := s.readInfo(node, isSG); err != nil {
 		s.closeFiles()
@@ -189,16 +178,46 @@ func Open(path string, opts ...Option) (*SG, error) {
 		}
 	}
 	if s.async {
-		for _, sf := range s.files {
-			sf.done = make(chan struct{})
-			sf.kick = make(chan struct{}, 1)
-			go s.reap(sf)
+		wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			s.closeFiles()
+			return nil, &OpError{Op: "eventfd", Path: node, Err: err}
 		}
+		s.wakefd = wfd
+		s.kick = make(chan struct{}, 1)
+		s.reaped = make(chan struct{})
+		go s.reap()
 	}
 	s.log.Debug().Int("descriptors", len(s.files)).Bool("async", s.async).
 		Int("max_transfer", s.limits.MaxTransferBytes).Int("max_segments", s.limits.MaxSegments).
 		Int("queue_depth", s.limits.QueueDepth).Msg("sg device open")
 	return s, nil
+}
+
+// openNode opens one descriptor: non-blocking for the asynchronous
+// interface; blocking otherwise, with forced pack_id matching on sg
+// nodes so that each read() returns its own command.
+func (s *SG) openNode(node string) (int, error) {
+	// Opened non-blocking in any case: sg_open would otherwise wait for
+	// another process's O_EXCL.
+	fd, err := unix.Open(node, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &OpError{Op: "open", Path: node, Err: classifyErrno(err, false)}
+	}
+	if s.async {
+		return fd, nil
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return -1, &OpError{Op: "fcntl", Path: node, Err: err}
+	}
+	if s.sgNode {
+		if err := unix.IoctlSetPointerInt(fd, sgSetForcePackID, 1); err != nil {
+			unix.Close(fd)
+			return -1, &OpError{Op: "ioctl SG_SET_FORCE_PACK_ID", Path: node, Err: classifyErrno(err, false)}
+		}
+	}
+	return fd, nil
 }
 
 // resolveNode maps path to the node to open and reports whether that
@@ -252,22 +271,15 @@ func sgForDev(sysfs, kind string, major, minor uint32) string {
 
 // readInfo queries the driver and sysfs for the device's properties.
 func (s *SG) readInfo(node string, isSG bool) error {
-	sf := s.files[0]
-	var version int
-	var verr error
-	ctlErr := sf.rc.Control(func(fd uintptr) {
-		version, verr = unix.IoctlGetInt(int(fd), sgGetVersionNum)
-	})
-	if ctlErr != nil {
-		return &OpError{Op: "ioctl SG_GET_VERSION_NUM", Path: node, Err: ctlErr}
-	}
-	if verr != nil {
-		if errors.Is(verr, unix.ENOTTY) || errors.Is(verr, unix.EINVAL) {
-			verr = fmt.Errorf("%w: not a SCSI device (%w)", errors.ErrUnsupported, verr)
+	fd := s.files[0].fd
+	version, err := unix.IoctlGetInt(fd, sgGetVersionNum)
+	if err != nil {
+		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
+			err = fmt.Errorf("%w: not a SCSI device (%w)", errors.ErrUnsupported, err)
 		} else {
-			verr = classifyErrno(verr, false)
+			err = classifyErrno(err, false)
 		}
-		return &OpError{Op: "ioctl SG_GET_VERSION_NUM", Path: node, Err: verr}
+		return &OpError{Op: "ioctl SG_GET_VERSION_NUM", Path: node, Err: err}
 	}
 	if version < sgMinVersion {
 		return &OpError{Op: "ioctl SG_GET_VERSION_NUM", Path: node,
@@ -275,29 +287,25 @@ func (s *SG) readInfo(node string, isSG bool) error {
 	}
 	s.info.Version = version
 	// The rest is best effort: what is unknown stays zero.
-	_ = sf.rc.Control(func(fd uintptr) {
-		if v, err := unix.IoctlGetInt(int(fd), sgGetReservedSize); err == nil {
-			s.info.ReservedSize = v
-		}
-		if !isSG {
-			return
-		}
-		if v, err := unix.IoctlGetInt(int(fd), sgGetSGTablesize); err == nil {
+	if v, err := unix.IoctlGetInt(fd, sgGetReservedSize); err == nil {
+		s.info.ReservedSize = v
+	}
+	if isSG {
+		if v, err := unix.IoctlGetInt(fd, sgGetSGTablesize); err == nil {
 			s.info.SGTableSize = v
 		}
 		// On sg, BLKSECTGET answers max_sectors in bytes (an int); on a
 		// block device it would be an unsigned short of sectors.
-		if v, err := unix.IoctlGetInt(int(fd), blkSectGet); err == nil {
+		if v, err := unix.IoctlGetInt(fd, blkSectGet); err == nil {
 			s.info.MaxSectorsBytes = v
 		}
 		var id sgScsiID
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, sgGetScsiID, uintptr(unsafe.Pointer(&id)))
-		if e == 0 {
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), sgGetScsiID, uintptr(unsafe.Pointer(&id))); e == 0 {
 			s.info.Address = HCTL{Host: int(id.hostNo), Channel: int(id.channel), Target: int(id.scsiID), LUN: uint64(uint32(id.lun))}
 			s.info.PeripheralType = int(id.scsiType)
 			s.info.DeviceQueueDepth = int(id.dQueueDepth)
 		}
-	})
+	}
 	if q := s.queueDir(node, isSG); q != "" {
 		s.info.MaxSectorsKB = readSysfsInt(filepath.Join(q, "max_sectors_kb"))
 		s.info.MaxHWSectorsKB = readSysfsInt(filepath.Join(q, "max_hw_sectors_kb"))
@@ -326,7 +334,7 @@ func (s *SG) queueDir(node string, isSG bool) string {
 	if err != nil || len(ents) == 0 {
 		return ""
 	}
-	return filepath.Join(s.opts.sysfsRoot, "block", ents[0].Name(), "queue")
+	return filepath.Join(s.opts.sysfsRoot, "class", "block", ents[0].Name(), "queue")
 }
 
 func readSysfsInt(path string) int {
@@ -390,13 +398,17 @@ func (s *SG) Do(ctx context.Context, req *Request) (*Result, error) {
 
 	var sl *sgSlot
 	select {
-	case sl = <-s.free:
-	case <-ctx.Done():
-		s.ops.Done()
-		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ctx.Err()}
-	case <-s.closing:
-		s.ops.Done()
-		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
+	case sl = <-s.free: // fast path: a slot is free
+	default:
+		select {
+		case sl = <-s.free:
+		case <-ctx.Done():
+			s.ops.Done()
+			return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ctx.Err()}
+		case <-s.closing:
+			s.ops.Done()
+			return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		s.release(sl)
@@ -487,7 +499,7 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, er
 	// Publish the slot to the reaper before the kernel can complete it.
 	sl.state.Store(slotWaited)
 	sf := sl.file
-	sf.pending.Add(1)
+	s.pending.Add(1)
 	start := time.Now()
 	var n uintptr
 	var errno syscall.Errno
@@ -508,30 +520,34 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, er
 		errno = unix.EIO
 	}
 	if errno != 0 {
-		sf.pending.Add(-1)
+		s.pending.Add(-1)
 		s.release(sl)
 		s.ops.Done()
 		return nil, &OpError{Op: "write", Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
 	}
 	// Fast devices (and scsi_debug with delay=0) complete the command
 	// before write() returns: collect it here. Otherwise the reaper
-	// waits for it in the netpoller.
+	// waits for it in poll(2).
 	if !s.harvest(sl) {
 		select {
-		case sf.kick <- struct{}{}:
+		case s.kick <- struct{}{}:
 		default: // already kicked
 		}
 	}
 
 	select {
-	case <-sl.done:
-	case <-ctx.Done():
-		if sl.state.CompareAndSwap(slotWaited, slotAbandoned) {
-			// The kernel still holds the slot's buffers: the reaper
-			// releases the slot (and the ops count) at completion.
-			return nil, &OpError{Op: "wait", Path: s.info.SGPath, Err: ctx.Err()}
+	case <-sl.done: // fast path: collected by harvest
+	default:
+		select {
+		case <-sl.done:
+		case <-ctx.Done():
+			if sl.state.CompareAndSwap(slotWaited, slotAbandoned) {
+				// The kernel still holds the slot's buffers: the reaper
+				// releases the slot (and the ops count) at completion.
+				return nil, &OpError{Op: "wait", Path: s.info.SGPath, Err: ctx.Err()}
+			}
+			<-sl.done
 		}
-		<-sl.done
 	}
 	res, err := s.result(sl, start, "read")
 	if bounce && res != nil {
@@ -566,10 +582,15 @@ func (s *SG) harvest(mine *sgSlot) bool {
 // readCompletion reads one completed command's header into buf. It
 // sets the pack_id field to -1 first, so that a read that fails before
 // the kernel wrote the header is recognised.
+//
+// The descriptor is non-blocking: sg_read() does not wait for a command
+// (at most for a page fault while copying data-in), so the read is a raw
+// system call that skips the scheduler's syscall bookkeeping, which is
+// costly on every completion.
 func readCompletion(fd int, buf *[sgIOHdrSize]byte) (uintptr, syscall.Errno) {
 	binary.NativeEndian.PutUint32(buf[offPackID:], ^uint32(0))
 	for {
-		n, _, errno := unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 		if errno != unix.EINTR {
 			return n, errno
 		}
@@ -577,26 +598,48 @@ func readCompletion(fd int, buf *[sgIOHdrSize]byte) (uintptr, syscall.Errno) {
 }
 
 func (s *SG) doSync(sl *sgSlot, req *Request) (*Result, error) {
-	// The ioctl returns only when the command is complete and its data
-	// copied, so the caller's buffer is used directly.
+	// The command is complete and its data copied when the call returns,
+	// so the caller's buffer is used directly.
 	s.fill(sl, req, false)
 	start := time.Now()
+	op := "ioctl SG_IO"
 	var errno syscall.Errno
-	cerr := sl.file.rc.Control(func(fd uintptr) {
-		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, sgIO, uintptr(unsafe.Pointer(&sl.hdr)))
-	})
+	fd := uintptr(sl.file.fd)
+	func() {
+		if !s.sgNode {
+			// The block layer's SG_IO waits uninterruptibly.
+			_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, sgIO, uintptr(unsafe.Pointer(&sl.hdr)))
+			sl.out = sl.hdr.output()
+			return
+		}
+		// The sg driver's SG_IO waits interruptibly, and a signal makes
+		// the kernel restart the ioctl: the command would run twice. So
+		// on sg nodes: write() it, then a blocking read() of this very
+		// command (SG_SET_FORCE_PACK_ID), which restarts harmlessly.
+		op = "write"
+		if _, _, errno = unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&sl.hdr)), uintptr(sgIOHdrSize)); errno != 0 {
+			return
+		}
+		op = "read"
+		ne := binary.NativeEndian
+		ne.PutUint32(sl.rbuf[offDxferDirection:], uint32(sl.hdr.dxferDirection))
+		ne.PutUint32(sl.rbuf[offPackID:], uint32(sl.hdr.packID))
+		for {
+			_, _, errno = unix.Syscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&sl.rbuf[0])), uintptr(sgIOHdrSize))
+			if errno != unix.EINTR {
+				break
+			}
+		}
+		sl.out = decodeSGOutput(&sl.rbuf)
+	}()
 	runtime.KeepAlive(req.Data)
 	sl.end = time.Now()
-	if cerr == nil && errno != 0 {
-		cerr = errno
-	}
-	if cerr != nil {
+	if errno != 0 {
 		s.release(sl)
 		s.ops.Done()
-		return nil, &OpError{Op: "ioctl SG_IO", Path: s.info.SGPath, Err: classifyErrno(cerr, len(req.Data) > 0)}
+		return nil, &OpError{Op: op, Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
 	}
-	sl.out = sl.hdr.output()
-	res, err := s.result(sl, start, "ioctl SG_IO")
+	res, err := s.result(sl, start, op)
 	s.release(sl)
 	s.ops.Done()
 	return res, err
@@ -643,43 +686,68 @@ func (s *SG) release(sl *sgSlot) {
 	s.free <- sl // never blocks: the channel holds every slot
 }
 
-// reap delivers the completions of one descriptor that their
-// submitters did not collect inline. It sleeps on sf.kick while nothing
-// is pending, and in the netpoller (no OS thread) while commands are in
-// flight. It exits when the descriptor is closed.
-func (s *SG) reap(sf *sgFile) {
-	defer close(sf.done)
-	// The kernel writes the completed header here. The buffer has no Go
+// reap delivers the completions that their submitters did not collect
+// inline. It sleeps on s.kick while nothing is pending; while commands
+// are in flight it drains every descriptor and then waits in poll(2),
+// which holds one OS thread for the device. It exits once Close has
+// seen every command complete.
+func (s *SG) reap() {
+	defer close(s.reaped)
+	// The kernel writes completed headers here. The buffer has no Go
 	// pointers: the pointer fields it receives back are never used.
 	var buf [sgIOHdrSize]byte
-	var n uintptr
-	var errno syscall.Errno
-	var got bool
-	wait := func(fd uintptr) bool {
-		n, errno = readCompletion(int(fd), &buf)
-		switch errno {
-		case unix.EAGAIN, unix.ENODEV:
-			// Nothing complete (ENODEV: the device is going away; its
-			// queued commands still complete, with an error). Wait in
-			// the poller, unless submitters collected everything.
-			got = false
-			return sf.pending.Load() == 0
-		}
-		got = true
-		return true
+	pfds := make([]unix.PollFd, len(s.files)+1)
+	for i, sf := range s.files {
+		pfds[i] = unix.PollFd{Fd: int32(sf.fd), Events: unix.POLLIN}
 	}
+	wake := len(s.files)
+	pfds[wake] = unix.PollFd{Fd: int32(s.wakefd), Events: unix.POLLIN}
 	for {
 		select {
-		case <-sf.kick:
+		case <-s.kick:
 		case <-s.stopped:
 			return
 		}
-		for sf.pending.Load() > 0 {
-			if err := sf.rc.Read(wait); err != nil {
-				return // descriptor closed
+		for s.pending.Load() > 0 {
+			progress := false
+			for _, sf := range s.files {
+				for {
+					n, errno := readCompletion(sf.fd, &buf)
+					if errno == unix.EAGAIN || errno == unix.ENODEV {
+						break
+					}
+					if !s.deliver(sf, &buf, n, errno, time.Now()) {
+						time.Sleep(time.Millisecond) // do not spin on a persistent error
+						break
+					}
+					progress = true
+				}
 			}
-			if got && !s.deliver(sf, &buf, n, errno, time.Now()) {
-				time.Sleep(time.Millisecond) // do not spin on a persistent error
+			if progress || s.pending.Load() == 0 {
+				continue
+			}
+			if _, err := unix.Poll(pfds, -1); err != nil && err != unix.EINTR {
+				s.log.Error().Err(err).Msg("poll on sg descriptors")
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			if pfds[wake].Revents != 0 {
+				var b [8]byte
+				_, _ = unix.Read(s.wakefd, b[:])
+				select {
+				case <-s.stopped:
+					return
+				default:
+				}
+			}
+			for _, p := range pfds[:wake] {
+				if p.Revents&(unix.POLLHUP|unix.POLLERR) != 0 && p.Revents&unix.POLLIN == 0 {
+					// The device is going away: its queued commands
+					// complete with errors soon; poll reports HUP until
+					// then, so do not spin on it.
+					time.Sleep(10 * time.Millisecond)
+					break
+				}
 			}
 		}
 	}
@@ -697,7 +765,7 @@ func (s *SG) deliver(sf *sgFile, buf *[sgIOHdrSize]byte, n uintptr, errno syscal
 			Msg("sg completion matches no command")
 		return false
 	}
-	sf.pending.Add(-1)
+	s.pending.Add(-1)
 	sl.out = out
 	sl.end = at
 	if errno != 0 {
@@ -746,12 +814,14 @@ func (s *SG) Close() error {
 		s.mu.Unlock()
 		s.ops.Wait()
 		close(s.stopped)
-		s.closeErr = s.closeFiles()
-		for _, sf := range s.files {
-			if sf.done != nil {
-				<-sf.done
-			}
+		if s.reaped != nil {
+			var one [8]byte
+			binary.NativeEndian.PutUint64(one[:], 1)
+			_, _ = unix.Write(s.wakefd, one[:])
+			<-s.reaped
+			unix.Close(s.wakefd)
 		}
+		s.closeErr = s.closeFiles()
 		s.log.Debug().Msg("sg device closed")
 	})
 	return s.closeErr
@@ -760,7 +830,7 @@ func (s *SG) Close() error {
 func (s *SG) closeFiles() error {
 	var first error
 	for _, sf := range s.files {
-		if err := sf.f.Close(); err != nil && first == nil {
+		if err := unix.Close(sf.fd); err != nil && first == nil {
 			first = &OpError{Op: "close", Path: s.info.SGPath, Err: err}
 		}
 	}

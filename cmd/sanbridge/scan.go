@@ -39,7 +39,7 @@ flags:
 	asJSON := fs.Bool("json", false, "print every field as JSON instead of a table")
 	all := fs.Bool("all", false, "include devices not exported by default (in use, iSCSI-backed)")
 	sysfsRoot := fs.String("sysfs-root", "/sys", "where sysfs is mounted; another root (a captured tree) implies --no-query")
-	procRoot := fs.String("proc-root", "", "where procfs is mounted (default /proc, or PROC beside a --sysfs-root tree)")
+	procRoot := fs.String("proc-root", "", "where procfs is mounted (default /proc; with --sysfs-root DIR, DIR/../proc)")
 	devRoot := fs.String("dev-root", "/dev", "device directory for node names and disk/by-id, by-path links")
 	noQuery := fs.Bool("no-query", false, "do not open the devices: identity and size from sysfs only")
 	timeout := fs.Duration("timeout", discover.DefaultCommandTimeout, "timeout of each command sent to a device")

@@ -1,0 +1,73 @@
+#!/bin/sh
+# The SG_IO backend and discovery on the rig's devices. Discovery (the
+# library, and `sanbridge scan --json --all`) must report every device of
+# /share/hardware.json with its configured identity and size, read through
+# SG_IO. On a scsi_debug disk: INQUIRY, READ CAPACITY(16), READ/WRITE(16)
+# with read-back, an out-of-range READ (CHECK CONDITION 05/21/00 as data),
+# truthful transfer limits, bursts of 64 and 256 concurrent commands
+# without EDOM, cancellation, close under load. Then 4 KiB read IOPS at
+# queue depth 1 and 32 against sg_dd and sgp_dd on the same device
+# (reported, not judged: TCG timing swings with the host's load), and last
+# a hot unplug with commands in flight.
+# rig-timeout: 900
+. "$RIG/guest/lib.sh"
+
+run_log() { # run_log NAME CMD...: runs CMD into $RESULTS/$RIG_TEST.NAME.log
+	_n=$1
+	shift
+	"$@" >"$RESULTS/$RIG_TEST.$_n.log" 2>&1
+	_rc=$?
+	grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' "$RESULTS/$RIG_TEST.$_n.log" | grep -v writer.go
+	return $_rc
+}
+
+step "discovery (library) against the configured hardware"
+run_log live env SANBRIDGE_RIG_HARDWARE=/share/hardware.json discover.test -test.run Live -test.v ||
+	fail "discovery does not match /share/hardware.json"
+
+step "sanbridge scan"
+sanbridge scan --all | rig_show
+must sanbridge scan --json --all >"$RIG_WORK/scan.json"
+cp "$RIG_WORK/scan.json" "$RESULTS/$RIG_TEST.scan.json"
+run_log scanjson env SANBRIDGE_RIG_HARDWARE=/share/hardware.json SANBRIDGE_SCAN_JSON="$RIG_WORK/scan.json" \
+	discover.test -test.run Live -test.v ||
+	fail "sanbridge scan --json does not match /share/hardware.json"
+
+# sdebug-hd3 (scsi_debug host #0, target 1, LUN 1) is the scratch disk.
+# All scsi_debug disks share one RAM store; the tests restore what they write.
+hctl=$(rig_hw_hctl scsi_debug 0 1 1) || fail "no scsi_debug disk at target 1 LUN 1"
+sg=/dev/$(ls "/sys/class/scsi_device/$hctl/device/scsi_generic")
+blk=/dev/$(ls "/sys/class/scsi_device/$hctl/device/block")
+step "SG_IO integration tests on $sg and $blk ($hctl)"
+run_log integration env SANBRIDGE_SG_DEVICE="$sg" SANBRIDGE_SG_BLOCK="$blk" \
+	sgio.test -test.run Integration -test.v -test.timeout 10m ||
+	fail "sgio integration tests failed"
+
+step "4 KiB read IOPS on $sg, paired runs"
+median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+bench() { # bench NAME COUNT: IOPS of BenchmarkSGRead4K/NAME over COUNT reads
+	SANBRIDGE_SG_DEVICE=$sg sgio.test -test.run '^$' -test.bench "SGRead4K/$1\$" -test.benchtime "$2x" 2>/dev/null |
+		awk '/^Benchmark/{for(i=2;i<=NF;i++) if($i=="IOPS") v=$(i-1)} END{printf "%d\n", v}'
+}
+: >"$RIG_WORK/bench"
+for i in 1 2 3 4 5 6 7; do
+	t=$(sg_dd if="$sg" of=/dev/null bs=512 bpt=8 count=32000 time=1 2>&1 | sed -n 's/.*data: \([0-9.]*\) secs.*/\1/p')
+	sgdd=$(awk -v t="$t" 'BEGIN{ if (t > 0) printf "%d", 4000/t; else print 0 }')
+	t=$(sgp_dd if="$sg" of=/dev/null bs=512 bpt=8 thr=16 count=64000 time=1 2>&1 | sed -n 's/.*was \([0-9.]*\) secs.*/\1/p')
+	sgp=$(awk -v t="$t" 'BEGIN{ if (t > 0) printf "%d", 8000/t; else print 0 }')
+	a1=$(bench async/QD1 4000)
+	a32=$(bench async/QD32 8000)
+	echo "$sgdd $sgp $a1 $a32" >>"$RIG_WORK/bench"
+	echo "pair $i: sg_dd(QD1)=$sgdd sgp_dd(QD16)=$sgp sgio(QD1)=$a1 sgio(QD32)=$a32"
+done
+m_sgdd=$(awk '{print $1}' "$RIG_WORK/bench" | median)
+m_sgp=$(awk '{print $2}' "$RIG_WORK/bench" | median)
+m_a1=$(awk '{print $3}' "$RIG_WORK/bench" | median)
+m_a32=$(awk '{print $4}' "$RIG_WORK/bench" | median)
+cp "$RIG_WORK/bench" "$RESULTS/$RIG_TEST.bench.txt"
+rig_note "4K read IOPS (median of 7 pairs): QD1 sgio $m_a1 vs sg_dd $m_sgdd; QD32 sgio $m_a32 vs sgp_dd QD16 $m_sgp (sgp_dd shares one sg descriptor: 16 commands at most)"
+
+step "hot unplug of $sg with commands in flight"
+run_log hotunplug env SANBRIDGE_SG_DEVICE="$sg" SANBRIDGE_SG_HOTUNPLUG=1 sgio.test -test.run HotUnplug -test.v ||
+	fail "hot unplug"
+rig_wait_for 10 test -e "/sys/class/scsi_device/$hctl" || fail "$hctl did not come back after the rescan"
