@@ -127,6 +127,11 @@ func (c *conn) serve(ctx context.Context) {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, errConnClosed) {
 			c.log.Info().Err(err).Msg("login failed")
 		}
+		if c.ss != nil {
+			// Registered, but the final response never went out.
+			c.srv.unregisterSession(c.ss)
+			close(c.ss.ended)
+		}
 		return
 	}
 	ss := c.ss

@@ -18,7 +18,7 @@ func loginPDU(isid byte) []byte {
 	b[8] = 0x80
 	b[13] = isid
 	b.put32(24, 1)
-	kv := textKV("InitiatorName=iqn.2026-11.io.sanbridge:fuzz", "TargetName="+testIQN, "SessionType=Normal",
+	kv := textKV("InitiatorName=iqn.2026-11.io.sanbridge:initiator", "TargetName="+testIQN, "SessionType=Normal",
 		"ImmediateData=Yes", "InitialR2T=No", "MaxRecvDataSegmentLength=4096")
 	b.SetDataSegmentLength(uint32(len(kv)))
 	return append(append(b[:], kv...), make([]byte, padLen(len(kv)))...)
@@ -125,4 +125,27 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestLoginWriteFailureLeavesNoSession: when the final Login Response
+// can't be sent (the initiator vanished), the session registered for it
+// is dropped, so a later login with the same ISID is not blocked.
+func TestLoginWriteFailureLeavesNoSession(t *testing.T) {
+	tt := newTestTarget(t, nil)
+	a, b := net.Pipe()
+	c := newConn(tt.srv, a, &tt.srv.cfg.Portals[0])
+	done := make(chan struct{})
+	go func() { c.serve(tt.srv.baseCtx); close(done) }()
+	b.Write(loginPDU(9)) // net.Pipe: returns once the target has read it
+	b.Close()            // ...and the response write then fails
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection did not end")
+	}
+	if n := len(tt.srv.Sessions()); n != 0 {
+		t.Fatalf("%d sessions left registered", n)
+	}
+	in := tt.dial()
+	in.login(9) // same ISID as the failed login: must not be refused
 }
