@@ -59,27 +59,40 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 		groupOf[p.Name] = p.Group
 		portals = append(portals, iscsi.Portal{Listen: p.Listen, Advertise: p.Advertise, Group: p.Group})
 	}
+	inv := newInventory(b.log)
 	var targets iscsi.StaticTargets
 	for i := range cfg.Targets {
 		ct := &cfg.Targets[i]
 		var lus []*passthrough.LU
+		var maxBurst uint32
 		for _, l := range ct.LUNs {
-			dev, err := openLUN(&l)
+			dev, err := openLUN(&l, inv, b.log)
 			if err != nil {
 				where := l.DeclRange
-				if l.Emulated != nil && l.Emulated.File != "" {
+				switch {
+				case l.Emulated != nil && l.Emulated.File != "":
 					where = l.Emulated.FileRange
+				case l.Device != nil:
+					where = l.Device.DeclRange
 				}
 				return nil, fmt.Errorf("%s: target %s LUN %d: %w", where.String(), ct.Name, l.ID, err)
 			}
 			b.devices = append(b.devices, dev)
 			lus = append(lus, passthrough.NewLU(l.ID, dev))
+			// The largest burst the target negotiates must fit every
+			// device's transfer limit, so large commands don't fail.
+			if m := dev.Limits().MaxTransferBytes; m > 0 && (maxBurst == 0 || uint32(m) < maxBurst) {
+				maxBurst = uint32(m)
+			}
+			if l.Device != nil {
+				b.log.Info().Str("target", ct.Name).Uint64("lun", l.ID).Int("max_transfer", dev.Limits().MaxTransferBytes).Msg("pass-through device opened")
+			}
 		}
 		h, err := passthrough.NewTarget(lus, b.log.With().Str("target", ct.Name).Logger())
 		if err != nil {
 			return nil, err
 		}
-		t := &iscsi.Target{Name: ct.Name, Alias: ct.Alias, Handler: h, Access: accessFunc(ct)}
+		t := &iscsi.Target{Name: ct.Name, Alias: ct.Alias, Handler: h, Access: accessFunc(ct), MaxBurstLength: maxBurst}
 		for _, pn := range ct.Portals {
 			t.Groups = append(t.Groups, groupOf[pn])
 		}
@@ -104,8 +117,10 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 }
 
 // openLUN opens the backend of one LUN.
-func openLUN(l *conf.LUN) (sgio.Device, error) {
+func openLUN(l *conf.LUN, inv *inventory, log zerolog.Logger) (sgio.Device, error) {
 	switch {
+	case l.Device != nil:
+		return openDevice(l.Device, inv, log)
 	case l.Emulated != nil:
 		e := l.Emulated
 		return emul.New(emul.Config{

@@ -60,7 +60,16 @@ type rawLUN struct {
 	ID       string         `hcl:"id,label"`
 	IDRange  hcl.Range      `hcl:"id,label_range"`
 	Emulated []*rawEmulated `hcl:"emulated,block"`
+	Device   []*rawDevice   `hcl:"device,block"`
 	DefRange hcl.Range      `hcl:",def_range"`
+}
+
+type rawDevice struct {
+	WWN        hcl.Expression `hcl:"wwn,optional"`
+	Serial     hcl.Expression `hcl:"serial,optional"`
+	Path       hcl.Expression `hcl:"path,optional"`
+	AllowInUse hcl.Expression `hcl:"allow_in_use,optional"`
+	DefRange   hcl.Range      `hcl:",def_range"`
 }
 
 type rawEmulated struct {

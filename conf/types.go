@@ -140,6 +140,8 @@ type LUN struct {
 	ID uint64 `json:"id"`
 	// Emulated is an emulated SBC disk backed by memory or a file.
 	Emulated *Emulated `json:"emulated,omitempty"`
+	// Device is a local SCSI device whose commands pass through.
+	Device *Device `json:"device,omitempty"`
 
 	// DeclRange is where the lun block is defined.
 	DeclRange hcl.Range `json:"-"`
@@ -169,6 +171,27 @@ type Emulated struct {
 	// FileRange is the file attribute, for diagnostics when it cannot be
 	// opened; zero when absent.
 	FileRange hcl.Range `json:"-"`
+}
+
+// Device selects a local SCSI device by stable identity, never by its
+// /dev/sgN number, which changes across reboots. Every selector given
+// must match, and exactly one device must match them all.
+type Device struct {
+	// WWN is the logical unit's preferred designator as `sanbridge scan`
+	// shows it ("naa.5000c50015ea71a0"), lower case.
+	WWN string `json:"wwn,omitempty"`
+	// Serial is the unit serial number (VPD page 80h).
+	Serial string `json:"serial,omitempty"`
+	// Path is a device node or udev link (/dev/disk/by-path/...,
+	// /dev/disk/by-id/..., /dev/sg3), resolved when the gateway starts.
+	Path string `json:"path,omitempty"`
+	// AllowInUse exports the device even when it is mounted, swapped on,
+	// held by md/dm/LVM or itself iSCSI-backed. Off by default: exporting
+	// a disk the gateway's own host uses corrupts it.
+	AllowInUse bool `json:"allow_in_use,omitempty"`
+
+	// DeclRange is where the device block is defined.
+	DeclRange hcl.Range `json:"-"`
 }
 
 // Portal returns the portal with the given name, or nil.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -550,16 +551,30 @@ func (r *resolver) lun(rl *rawLUN) LUN {
 		l.ID = id
 	}
 
-	// Backend blocks: every kind counts towards "exactly one".
-	var backends []hcl.Range
+	// Backend blocks: every kind counts towards "exactly one"; the first
+	// in the file is resolved, the others are reported.
+	type backend struct {
+		rng     hcl.Range
+		resolve func()
+	}
+	var found []backend
 	for _, re := range rl.Emulated {
-		if re == nil {
-			continue
+		if re != nil {
+			found = append(found, backend{re.DefRange, func() { l.Emulated = r.emulated(re) }})
 		}
-		if len(backends) == 0 {
-			l.Emulated = r.emulated(re)
+	}
+	for _, rd := range rl.Device {
+		if rd != nil {
+			found = append(found, backend{rd.DefRange, func() { l.Device = r.device(rd) }})
 		}
-		backends = append(backends, re.DefRange)
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].rng.Start.Byte < found[j].rng.Start.Byte })
+	var backends []hcl.Range
+	for i, b := range found {
+		if i == 0 {
+			b.resolve()
+		}
+		backends = append(backends, b.rng)
 	}
 	switch {
 	case len(backends) == 0:
@@ -585,6 +600,44 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// device resolves a device backend block.
+func (r *resolver) device(rd *rawDevice) *Device {
+	d := &Device{DeclRange: rd.DefRange}
+	if w, st := r.str(rd.WWN, "wwn"); st == attrOK {
+		w = strings.ToLower(strings.TrimSpace(w))
+		if w == "" || strings.IndexByte(w, 0) >= 0 {
+			r.errorf(rd.WWN.Range(), "Invalid wwn", `wwn is the designator sanbridge scan shows, for example "naa.5000c50015ea71a0"; it is %q.`, w)
+		} else {
+			d.WWN = w
+		}
+	}
+	if s, st := r.str(rd.Serial, "serial"); st == attrOK {
+		if strings.TrimSpace(s) == "" {
+			r.errorf(rd.Serial.Range(), "Invalid serial", "serial is empty; give the unit serial number sanbridge scan shows.")
+		} else {
+			d.Serial = strings.TrimSpace(s)
+		}
+	}
+	if p, st := r.str(rd.Path, "path"); st == attrOK {
+		switch {
+		case !filepath.IsAbs(p) || strings.IndexByte(p, 0) >= 0:
+			r.errorf(rd.Path.Range(), "Invalid path", `path is an absolute device node or udev link such as "/dev/disk/by-path/pci-0000:00:04.0-scsi-0:2:0:0"; it is %q.`, p)
+		default:
+			d.Path = filepath.Clean(p)
+			if strings.HasPrefix(d.Path, "/dev/sg") {
+				r.warnf(rd.Path.Range(), "Unstable device path", "/dev/sgN numbers change when devices come and go; prefer wwn, serial or a /dev/disk/by-path link.")
+			}
+		}
+	}
+	if b, st := r.boolean(rd.AllowInUse, "allow_in_use"); st == attrOK {
+		d.AllowInUse = b
+	}
+	if !present(rd.WWN) && !present(rd.Serial) && !present(rd.Path) {
+		r.errorf(rd.DefRange, "Missing device selector", `A device block selects the device with wwn, serial or path (as sanbridge scan shows them), for example device { wwn = "naa.5000c50015ea71a0" }.`)
+	}
+	return d
 }
 
 // emulated resolves an emulated backend block.

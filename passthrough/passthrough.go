@@ -141,7 +141,17 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 		return checkCondition(scsi.SenseAbortedCommand, scsi.ASCNoAdditionalSense)
 	}
 	defer func() { <-lu.sem }()
-	req := sgio.Request{CDB: cmd.CDB}
+	// iSCSI carries at least 16 CDB bytes; a device must get the CDB's
+	// own length (SPC-4 4.2.5.1), or it rejects e.g. a 16-byte TEST UNIT
+	// READY. Vendor-specific groups pass as they came.
+	cdb := cmd.CDB
+	switch n, err := scsi.CDBLen(cdb); {
+	case err == nil:
+		cdb = cdb[:n]
+	case errors.Is(err, scsi.ErrShortCDB):
+		return checkCondition(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
+	}
+	req := sgio.Request{CDB: cdb}
 	switch {
 	case cmd.Read && cmd.Write:
 		req.Dir, req.Data, req.ReadData = sgio.DirBidi, cmd.WriteData, cmd.ReadBuf
@@ -153,8 +163,15 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 	res, err := lu.Dev.Do(ctx, &req)
 	if err != nil {
 		r := errorResponse(err)
-		log.Warn().Err(err).Uint64("lun", lu.ID).Hex("cdb", cmd.CDB).Msg("device request failed")
+		log.Warn().Err(err).Uint64("lun", lu.ID).Hex("cdb", cdb).Msg("device request failed")
 		return r
+	}
+	if res.Status != sgio.StatusGood || res.HostStatus != 0 || res.DriverStatus&^driverSense != 0 {
+		if e := log.Debug(); e.Enabled() {
+			e.Uint64("lun", lu.ID).Hex("cdb", cdb).Uint8("status", res.Status).
+				Uint16("host", res.HostStatus).Uint16("driver", res.DriverStatus).
+				Hex("sense", res.Sense).Msg("device returned an error")
+		}
 	}
 	resp := iscsi.Response{Status: res.Status, Wanted: res.Wanted}
 	switch req.Dir {

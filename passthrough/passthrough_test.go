@@ -220,3 +220,39 @@ func TestTransportErrorsBecomeSense(t *testing.T) {
 		})
 	}
 }
+
+// cdbRecorder records the CDBs a device receives.
+type cdbRecorder struct{ got [][]byte }
+
+func (c *cdbRecorder) Do(_ context.Context, r *sgio.Request) (*sgio.Result, error) {
+	c.got = append(c.got, append([]byte(nil), r.CDB...))
+	return &sgio.Result{}, nil
+}
+func (c *cdbRecorder) Limits() sgio.Limits { return sgio.Limits{QueueDepth: 1} }
+func (c *cdbRecorder) Close() error        { return nil }
+
+// TestCDBTrimmedToItsLength: the engine hands over the 16 CDB bytes of the
+// BHS; the device gets the CDB's own length.
+func TestCDBTrimmedToItsLength(t *testing.T) {
+	rec := &cdbRecorder{}
+	tg, err := NewTarget([]*LU{NewLU(0, rec)}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cdb := range [][]byte{
+		make([]byte, 16), // TEST UNIT READY: 6
+		append([]byte{0x28}, make([]byte, 15)...), // READ(10): 10
+		append([]byte{0xa8}, make([]byte, 15)...), // READ(12): 12
+		append([]byte{0x88}, make([]byte, 15)...), // READ(16): 16
+		append([]byte{0xc0}, make([]byte, 15)...), // vendor specific: as is
+	} {
+		run(t, tg, nexus(1), 0, cdb, 0)
+	}
+	var lens []int
+	for _, c := range rec.got {
+		lens = append(lens, len(c))
+	}
+	if fmt.Sprint(lens) != "[6 10 12 16 16]" {
+		t.Fatalf("CDB lengths %v", lens)
+	}
+}
