@@ -125,4 +125,27 @@ target "iqn.2026-11.io.sanbridge:reference" {
       serial   = "reference-lun0"
     }
   }
+
+  lun "1" {
+    # device: a local SCSI device whose commands pass straight through
+    # (SG_IO). Select it by stable identity as `sanbridge scan` shows it;
+    # every selector given must match, and exactly one device must match.
+    device {
+      # wwn: the logical unit's preferred designator (VPD page 83h).
+      wwn = "naa.5000c50015ea71a0"
+
+      # serial: optional, the unit serial number (VPD page 80h).
+      # serial = "Z1Z3R2K80000C4407QBT"
+
+      # path: optional, a device node or udev link such as
+      # "/dev/disk/by-path/pci-0000:00:04.0-scsi-0:2:0:0" (/dev/sgN works
+      # but renumbers across reboots).
+      # path = "/dev/disk/by-path/pci-0000:00:04.0-scsi-0:2:0:0"
+
+      # allow_in_use: optional, default false. Devices that this host
+      # mounts, swaps on, holds in md/dm/LVM, or that come over iSCSI
+      # themselves are refused unless this is true.
+      allow_in_use = false
+    }
+  }
 }
