@@ -84,8 +84,14 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 			for _, l := range tg.LUNs {
-				if l.ID > MaxLUN || l.Emulated == nil {
-					t.Fatalf("LUN %+v", l)
+				if l.ID > MaxLUN || (l.Emulated == nil) == (l.Device == nil) {
+					t.Fatalf("LUN %+v: want exactly one backend", l)
+				}
+				if d := l.Device; d != nil {
+					if d.WWN == "" && d.Serial == "" && d.Path == "" {
+						t.Fatalf("device without selector accepted: %+v", d)
+					}
+					continue
 				}
 				e := l.Emulated
 				if e.SizeBytes <= 0 || (e.BlockSize != 512 && e.BlockSize != 4096) || e.SizeBytes%int64(e.BlockSize) != 0 {
