@@ -23,4 +23,15 @@ target "iqn.2026-11.io.sanbridge:demo" {
       size = "64MiB"
     }
   }
+
+  # The rig's virtio-scsi disk, passed through with SG_IO (selected by the
+  # WWN that `sanbridge scan` shows). The megasas disks are not exported
+  # here: QEMU 7.2's megasas-gen2 answers TEST UNIT READY with HARDWARE
+  # ERROR (sg_turs on the guest shows the same), which initiators treat as
+  # a broken LUN.
+  lun "1" {
+    device {
+      wwn = "naa.6001405a1b2c3d4e"
+    }
+  }
 }
