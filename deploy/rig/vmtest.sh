@@ -139,7 +139,11 @@ tail -n +1 -F --pid="$qpid" "$run/console.log" 2>/dev/null | while IFS= read -r 
 		echo "  $line"
 		;;
 	esac
-done || true
+done &
+# In the background and waited for: bash runs the INT/TERM trap (and so
+# the cleanup that stops QEMU) only between commands, never during a
+# foreground pipeline, but it does interrupt wait.
+wait $! || true
 
 set +e
 wait "$qpid"
