@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -19,9 +18,6 @@ import (
 	"github.com/sanbridge/sanbridge/sgio"
 	"github.com/sanbridge/sanbridge/sgio/emul"
 )
-
-// shutdownGrace bounds a graceful shutdown.
-const shutdownGrace = 10 * time.Second
 
 // Bridge is a running gateway: the devices it opened and the server that
 // exports them.
@@ -204,24 +200,7 @@ func (b *Bridge) Serve(ctx context.Context) error {
 		ls = b.listeners
 		b.mu.Unlock()
 	}
-	errc := make(chan error, len(ls))
-	for i, l := range ls {
-		p := iscsi.Portal{Listen: b.cfg.Portals[i].Listen, Advertise: b.cfg.Portals[i].Advertise, Group: b.cfg.Portals[i].Group}
-		go func() { errc <- b.srv.Serve(l, &p) }()
-	}
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-		if errors.Is(err, iscsi.ErrServerClosed) {
-			err = nil
-		}
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if serr := b.srv.Shutdown(sctx); serr != nil && err == nil {
-		err = fmt.Errorf("bridge: shutdown: %w", serr)
-	}
+	err := b.srv.ServeListeners(ctx, ls)
 	b.closeDevices()
 	return err
 }

@@ -14,7 +14,8 @@ type Config struct {
 	Targets Targets
 	// DiscoveryCHAP, when non-nil, requires CHAP for discovery sessions.
 	DiscoveryCHAP *CHAPSecret
-	// Preferences are the negotiation offers; zero fields take defaults.
+	// Preferences are the negotiation offers; the zero value stands for
+	// DefaultPreferences() (set every field when overriding any).
 	Preferences Preferences
 	// CmdWindow is how many commands a session may have queued beyond
 	// ExpCmdSN (MaxCmdSN - ExpCmdSN + 1); default 128.

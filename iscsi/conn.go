@@ -326,7 +326,7 @@ func (c *conn) drain() {
 		select {
 		case it := <-c.out:
 			if it.kind == itemComplete {
-				c.finishTask(it.t)
+				c.srv.putTask(it.t)
 			}
 		default:
 			return
@@ -466,7 +466,7 @@ func (c *conn) dispatch(f *Frame) error {
 		c.enqueue(outItem{kind: itemPDU, stat: true, p: &Reject{Reason: RejectCmdNotSupported, Header: f.BHS}})
 		return nil
 	}
-	sn := binary32(&f.BHS, 24)
+	sn := f.BHS.u32(24) // CmdSN
 	if f.BHS.Immediate() {
 		return c.execPDU(f, true)
 	}
@@ -481,8 +481,6 @@ func (c *conn) dispatch(f *Frame) error {
 	c.ss.advance()
 	return c.execPDU(f, false)
 }
-
-func binary32(b *BHS, off int) uint32 { return b.u32(off) }
 
 // execPDU runs a request whose CmdSN is in order (or immediate).
 // counted says whether completion must open the window.

@@ -264,10 +264,7 @@ var (
 // CHECK CONDITION / ABORTED COMMAND, without running it.
 func (c *conn) failData(t *task, asc [2]byte, format string, args ...any) error {
 	c.log.Warn().Uint32("itt", t.itt).Msgf("task failed: "+format, args...)
-	c.ss.mu.Lock()
-	t.state = taskDone
-	c.ss.mu.Unlock()
-	c.ss.removeTask(t)
+	c.ss.retire(t)
 	// Fixed sense: ABORTED COMMAND with the given ASC/ASCQ.
 	sense := t.sense[2 : 2+18]
 	clear(sense)
@@ -314,25 +311,17 @@ func (c *conn) execute(t *task) {
 	}
 	// Mark done and remove from the table before the response can reach
 	// the initiator, which may then reuse the ITT.
-	ss.mu.Lock()
-	aborted := t.aborted.Load()
-	t.state = taskDone
-	ss.mu.Unlock()
-	ss.removeTask(t)
-	ss.finished(t)
+	aborted := ss.finished(t)
 	if aborted {
 		// RFC 7143 / SAM-5: an aborted task gets no response (TAS=0).
 		if !t.immediate {
-			c.enqueueRelease()
+			ss.release()
 		}
 		c.srv.putTask(t)
 		return
 	}
 	c.enqueue(outItem{kind: itemComplete, t: t, release: !t.immediate})
 }
-
-// enqueueRelease opens the window for a command that gets no response.
-func (c *conn) enqueueRelease() { c.ss.release() }
 
 // residual computes the residual flags and count for a transfer of
 // expected bytes of which moved bytes moved and wanted were asked for.
@@ -351,7 +340,7 @@ func residual(expected, moved uint32, wanted int) (over, under bool, count uint3
 
 // sendCompletion writes a task's Data-In PDUs and its status, then frees it.
 func (c *conn) sendCompletion(t *task, din *DataIn) error {
-	defer c.finishTask(t)
+	defer c.srv.putTask(t)
 	r := &t.resp
 	p := &c.params
 	data := []byte(nil)
@@ -422,5 +411,3 @@ func (c *conn) sendCompletion(t *task, din *DataIn) error {
 	sr.seqNums = c.seq(true)
 	return c.wr.Write(sr)
 }
-
-func (c *conn) finishTask(t *task) { c.srv.putTask(t) }

@@ -631,8 +631,6 @@ func TestHeaderDigestMismatchDrops(t *testing.T) {
 // over loopback, 32 in flight, with a client that allocates nothing: the
 // allocations reported are the engine's per command.
 func BenchmarkEngineRead4K(b *testing.B) {
-	t := &testing.T{}
-	_ = t
 	h := newMemHandler(2048)
 	srv, err := NewServer(Config{
 		Portals: []Portal{{Listen: "127.0.0.1:0", Group: 1}},

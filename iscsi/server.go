@@ -101,17 +101,25 @@ func listenNetwork(addr string) string {
 }
 
 // ListenAndServe listens on every portal and serves until ctx is done or
-// Shutdown is called; then it shuts down gracefully (bounded by 10 s).
+// a listener fails; see ServeListeners.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	ls, err := s.Listen(ctx)
 	if err != nil {
 		return err
 	}
+	return s.ServeListeners(ctx, ls)
+}
+
+// ServeListeners serves the listeners Listen returned (listener i for
+// portal i) until ctx is done or one of them fails, then shuts down
+// gracefully, bounded by 10 s.
+func (s *Server) ServeListeners(ctx context.Context, ls []net.Listener) error {
 	errc := make(chan error, len(ls))
 	for i, l := range ls {
-		p := s.cfg.Portals[i]
-		go func() { errc <- s.Serve(l, &p) }()
+		p := &s.cfg.Portals[i]
+		go func() { errc <- s.Serve(l, p) }()
 	}
+	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -121,8 +129,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if serr := s.Shutdown(sctx); err == nil {
-		err = serr
+	if serr := s.Shutdown(sctx); err == nil && serr != nil {
+		err = fmt.Errorf("iscsi: shutdown: %w", serr)
 	}
 	return err
 }

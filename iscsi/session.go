@@ -172,9 +172,11 @@ func (ss *session) hasTask(itt uint32, lun LUN) bool {
 	return t != nil && t.lun == lun
 }
 
-// removeTask drops t from the table (its ITT may be reused afterwards).
-func (ss *session) removeTask(t *task) {
+// retire marks t done and drops it from the table (its ITT may be
+// reused afterwards), for a task that ends without reaching the handler.
+func (ss *session) retire(t *task) {
 	ss.mu.Lock()
+	t.state = taskDone
 	if ss.tasks[t.itt] == t {
 		delete(ss.tasks, t.itt)
 	}
@@ -230,9 +232,17 @@ func (ss *session) worker() {
 	}
 }
 
-// finished is called when the handler returned for t.
-func (ss *session) finished(t *task) {
+// finished is called when the handler returned for t: in one critical
+// section it marks t done, drops it from the table (its ITT may be reused
+// once the response is out) and starts tasks it held back. It reports
+// whether t was aborted meanwhile.
+func (ss *session) finished(t *task) (aborted bool) {
 	ss.mu.Lock()
+	aborted = t.aborted.Load()
+	t.state = taskDone
+	if ss.tasks[t.itt] == t {
+		delete(ss.tasks, t.itt)
+	}
 	ss.running--
 	if t.attr == AttrOrdered {
 		ss.ordered = false
@@ -253,4 +263,5 @@ func (ss *session) finished(t *task) {
 	}
 	ss.mu.Unlock()
 	ss.taskWG.Done()
+	return aborted
 }

@@ -125,10 +125,7 @@ func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response
 	} else if op == scsi.OpRequestSense && len(cmd.CDB) >= 6 {
 		if asc, ok := t.ua.take(port, lu.ID); ok {
 			// SPC-4 6.39: REQUEST SENSE returns and clears the condition.
-			s := scsi.FixedSense(scsi.SenseUnitAttention, asc)
-			alloc := int(cmd.CDB[4])
-			n := copy(cmd.ReadBuf, s[:min(alloc, len(s))])
-			return iscsi.Response{ReadLen: n, Wanted: min(alloc, len(s))}
+			return senseAsData(cmd, scsi.FixedSense(scsi.SenseUnitAttention, asc))
 		}
 	}
 	return lu.do(ctx, cmd, t.log)
@@ -282,12 +279,16 @@ func noSuchLUN(cmd *iscsi.Command) iscsi.Response {
 		if len(cmd.CDB) < 6 {
 			break
 		}
-		s := scsi.FixedSense(scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
-		alloc := int(cmd.CDB[4])
-		n := copy(cmd.ReadBuf, s[:min(alloc, len(s))])
-		return iscsi.Response{ReadLen: n, Wanted: min(alloc, len(s))}
+		return senseAsData(cmd, scsi.FixedSense(scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported))
 	}
 	return checkCondition(scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
+}
+
+// senseAsData answers REQUEST SENSE (6-byte CDB) with sense s as its
+// data, cut to the allocation length.
+func senseAsData(cmd *iscsi.Command, s []byte) iscsi.Response {
+	n := min(int(cmd.CDB[4]), len(s))
+	return iscsi.Response{ReadLen: copy(cmd.ReadBuf, s[:n]), Wanted: n}
 }
 
 // reportLUNs answers REPORT LUNS (SPC-4 6.33) from the target's LUN map.
