@@ -85,7 +85,8 @@ type Result struct {
 	// Resid is the data-in (or data-out) residual: bytes of the buffer
 	// that were not transferred.
 	Resid int
-	// Duration is how long the device took, as measured by the backend.
+	// Duration is how long the device took, as measured by the backend
+	// (the sg driver measures whole milliseconds).
 	Duration time.Duration
 	// Sense is the sense data returned with CHECK CONDITION (may be empty).
 	Sense []byte

@@ -21,6 +21,17 @@ const (
 	MaxQueuePerFD = 16
 	// MaxQueueDepth caps [WithQueueDepth]: 16 descriptors of 16 commands.
 	MaxQueueDepth = 256
+	// DefaultPollWindow is how long a lone command's submitter waits
+	// for the completion itself before handing it to the reaper (see
+	// [WithPollWindow]).
+	DefaultPollWindow = 250 * time.Microsecond
+	// MaxPollWindow caps [WithPollWindow].
+	MaxPollWindow = 2 * time.Millisecond
+	// MinPollCanQueue is the smallest host queue (can_queue) on which
+	// the polled path is used: on smaller hosts another user of the
+	// host could hold every request, and the submitting write() would
+	// sleep for one (see [WithPollWindow]).
+	MinPollCanQueue = 8
 )
 
 // Option configures [Open].
@@ -32,6 +43,7 @@ type sgOptions struct {
 	log       zerolog.Logger
 	sysfsRoot string
 	syncIO    bool
+	poll      time.Duration
 }
 
 func defaultOptions() sgOptions {
@@ -40,6 +52,7 @@ func defaultOptions() sgOptions {
 		timeout:   DefaultTimeout,
 		log:       zerolog.Nop(),
 		sysfsRoot: "/sys",
+		poll:      DefaultPollWindow,
 	}
 }
 
@@ -79,7 +92,37 @@ func WithSyncIO() Option {
 	return func(o *sgOptions) { o.syncIO = true }
 }
 
+// WithPollWindow sets the polled completion window (0 turns polling
+// off; default [DefaultPollWindow], at most [MaxPollWindow]).
+//
+// A command submitted while nothing else is in flight on the device is
+// waited for by its own goroutine: it is queued with write(), then the
+// goroutine sleeps in ppoll(2) on the descriptor for at most the window
+// and reads the completion itself. These three calls bypass the Go
+// scheduler's system-call bookkeeping (raw system calls), so a lone
+// command costs what it costs a C program calling SG_IO, instead of
+// waking the reaper and, through the scheduler's system-call monitor,
+// more threads. In exchange the goroutine keeps its scheduler slot (P)
+// for the whole window, like a goroutine computing that long; so the
+// window is short and bounded, and a device whose commands miss it (a
+// spinning disk) is not polled for a while: after each miss the next
+// 16, 32, ... up to 16384 lone commands take the ordinary path, and one
+// hit ends the back-off (the adaptive scheme of the kernel's own hybrid
+// polling).
+//
+// The non-blocking write() of the sg driver does not wait for the
+// device, but it does sleep for a free request when every request of
+// the SCSI host (can_queue) is in use; the polled path is therefore
+// used only on hosts with at least [MinPollCanQueue] requests, where
+// the device's own lone command leaves them nearly all free.
+func WithPollWindow(d time.Duration) Option {
+	return func(o *sgOptions) { o.poll = d }
+}
+
 func (o *sgOptions) validate() error {
+	if o.poll < 0 || o.poll > MaxPollWindow {
+		return fmt.Errorf("%w: poll window %v outside 0..%v", ErrBadRequest, o.poll, MaxPollWindow)
+	}
 	if o.depth < 1 || o.depth > MaxQueueDepth {
 		return fmt.Errorf("%w: queue depth %d outside 1..%d", ErrBadRequest, o.depth, MaxQueueDepth)
 	}
@@ -146,6 +189,12 @@ type Info struct {
 	PeripheralType int
 	// DeviceQueueDepth is the queue depth the midlayer uses for the device.
 	DeviceQueueDepth int
+	// HostCanQueue is the number of requests the SCSI host accepts at
+	// once (/sys/class/scsi_host/hostN/can_queue).
+	HostCanQueue int
+	// Polled reports whether lone commands use the polled completion
+	// path (see [WithPollWindow]).
+	Polled bool
 	// ReservedSize is the sg reserved buffer size per descriptor.
 	ReservedSize int
 	// SGTableSize is the host's scatter-gather table size (SG_GET_SG_TABLESIZE).

@@ -40,6 +40,11 @@ import (
 // most 16 slots per descriptor; a caller beyond the queue depth waits for
 // a free slot.
 //
+// A command submitted while nothing else is in flight is waited for by
+// its submitter in a short, bounded ppoll(2) instead (the polled path,
+// see [WithPollWindow]): at queue depth 1 that saves the hand-off to the
+// reaper on every command.
+//
 // A cancelled context returns from Do at once, but the command stays
 // with the kernel: its slot, with the sense buffer and the data-in
 // buffer the kernel will write into, is kept until the reaper collects
@@ -54,22 +59,31 @@ type SG struct {
 	limits Limits
 	info   Info
 
-	files  []*sgFile
-	free   chan *sgSlot
-	async  bool // write()/read() with a reaper (else one blocking call per command)
-	sgNode bool // the node is an sg device (not a block device)
+	files   []*sgFile
+	free    chan *sgSlot           // free slots (see takeSlot)
+	spare   atomic.Pointer[sgSlot] // one free slot outside free, taken first
+	waiters atomic.Int32           // Do calls waiting on free
+	async   bool                   // write()/read() with a reaper (else one blocking call per command)
+	sgNode  bool                   // the node is an sg device (not a block device)
 
 	// The asynchronous interface.
-	pending atomic.Int32  // commands written and not yet read back
-	kick    chan struct{} // wakes the reaper when a command did not complete inline
-	wakefd  int           // eventfd in the reaper's poll set, for Close
-	reaped  chan struct{} // closed when the reaper exits
+	pending  atomic.Int32  // commands written and not yet read back
+	pollSkip atomic.Int32  // lone commands to submit unpolled before polling again
+	pollMiss atomic.Int32  // consecutive polled commands that missed the window
+	polls    atomic.Int64  // polled commands
+	pollHits atomic.Int64  // polled commands that completed in the window
+	kick     chan struct{} // wakes the reaper when a command did not complete inline
+	wakefd   int           // eventfd in the reaper's poll set, for Close
+	reaped   chan struct{} // closed when the reaper exits
 
-	mu      sync.Mutex
-	closed  bool
-	closing chan struct{}
-	ops     sync.WaitGroup // Do calls in progress and abandoned commands
-	stopped chan struct{}  // closed by Close once nothing is in flight
+	// ops counts the Do calls in progress and the abandoned commands
+	// still in the kernel; opsClosed is set in it by Close, after which
+	// no Do gets in. drained is closed when both hold: closed and none.
+	ops       atomic.Int64
+	drainOnce sync.Once
+	drained   chan struct{}
+	closing   chan struct{}
+	stopped   chan struct{} // closed by Close once nothing is in flight
 
 	closeOnce sync.Once
 	closeErr  error
@@ -88,7 +102,8 @@ const (
 	slotFree      uint32 = iota // in the free list or being filled
 	slotWaited                  // submitted; Do waits for it
 	slotAbandoned               // submitted; Do gave up, the reaper releases it
-	slotDone                    // completed; Do collects it
+	slotDone                    // completed, and a token sent on done; Do collects it
+	slotCollected               // completed and read back by its own Do (no token)
 )
 
 // sgSlot is one command's worth of memory shared with the kernel. It
@@ -106,10 +121,11 @@ type sgSlot struct {
 	state  atomic.Uint32
 	done   chan struct{}     // capacity 1: completion signal to Do
 	rbuf   [sgIOHdrSize]byte // completion image read by this slot's Do (no Go pointers)
+	pfd    unix.PollFd       // the polled path's ppoll arguments (kept off the stack)
+	pts    unix.Timespec
 
 	// Written by the reaper before the state leaves slotWaited.
 	out sgOutput
-	end time.Time
 	err error
 }
 
@@ -138,6 +154,7 @@ func Open(path string, opts ...Option) (*SG, error) {
 		log:     o.log.With().Str("device", node).Logger(),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
+		drained: make(chan struct{}),
 		async:   isSG && !o.syncIO,
 		sgNode:  isSG,
 	}
@@ -161,6 +178,7 @@ func Open(path string, opts ...Option) (*SG, error) {
 	s.info.SGPath = node
 	s.info.Async = s.async
 	s.info.Descriptors = len(s.files)
+	s.info.Polled = s.async && o.poll > 0 && s.info.HostCanQueue >= MinPollCanQueue
 	s.limits = limitsFrom(&s.info, o.depth)
 
 	// Slots, interleaved across descriptors so that consecutive commands
@@ -188,7 +206,7 @@ func Open(path string, opts ...Option) (*SG, error) {
 		s.reaped = make(chan struct{})
 		go s.reap()
 	}
-	s.log.Debug().Int("descriptors", len(s.files)).Bool("async", s.async).
+	s.log.Debug().Int("descriptors", len(s.files)).Bool("async", s.async).Bool("polled", s.info.Polled).
 		Int("max_transfer", s.limits.MaxTransferBytes).Int("max_segments", s.limits.MaxSegments).
 		Int("queue_depth", s.limits.QueueDepth).Msg("sg device open")
 	return s, nil
@@ -304,6 +322,8 @@ func (s *SG) readInfo(node string, isSG bool) error {
 			s.info.Address = HCTL{Host: int(id.hostNo), Channel: int(id.channel), Target: int(id.scsiID), LUN: uint64(uint32(id.lun))}
 			s.info.PeripheralType = int(id.scsiType)
 			s.info.DeviceQueueDepth = int(id.dQueueDepth)
+			s.info.HostCanQueue = readSysfsInt(filepath.Join(s.opts.sysfsRoot, "class", "scsi_host",
+				fmt.Sprintf("host%d", id.hostNo), "can_queue"))
 		}
 	}
 	if q := s.queueDir(node, isSG); q != "" {
@@ -388,37 +408,54 @@ func (s *SG) Do(ctx context.Context, req *Request) (*Result, error) {
 	if err := s.check(req); err != nil {
 		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.enter() {
 		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
 	}
-	s.ops.Add(1)
-	s.mu.Unlock()
 
-	var sl *sgSlot
-	select {
-	case sl = <-s.free: // fast path: a slot is free
-	default:
-		select {
-		case sl = <-s.free:
-		case <-ctx.Done():
-			s.ops.Done()
-			return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ctx.Err()}
-		case <-s.closing:
-			s.ops.Done()
-			return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
-		}
+	sl, err := s.takeSlot(ctx)
+	if err != nil {
+		s.exit()
+		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
 	}
 	if err := ctx.Err(); err != nil {
 		s.release(sl)
-		s.ops.Done()
+		s.exit()
 		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
 	}
 	if s.async {
 		return s.doAsync(ctx, sl, req)
 	}
 	return s.doSync(sl, req)
+}
+
+// takeSlot returns a free slot, waiting for one if need be. The last
+// slot released while nobody waited is kept in s.spare, so that a lone
+// command takes and returns its slot with two atomic swaps instead of
+// two channel operations; a waiter registers in s.waiters before its
+// last look at the spare, and release looks at s.waiters after setting
+// the spare, so one of them sees the other (see release).
+func (s *SG) takeSlot(ctx context.Context) (*sgSlot, error) {
+	if sl := s.spare.Swap(nil); sl != nil {
+		return sl, nil
+	}
+	select {
+	case sl := <-s.free:
+		return sl, nil
+	default:
+	}
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
+	if sl := s.spare.Swap(nil); sl != nil {
+		return sl, nil
+	}
+	select {
+	case sl := <-s.free:
+		return sl, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.closing:
+		return nil, ErrClosed
+	}
 }
 
 // check validates a request before it takes a slot.
@@ -499,12 +536,17 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, er
 	// Publish the slot to the reaper before the kernel can complete it.
 	sl.state.Store(slotWaited)
 	sf := sl.file
-	s.pending.Add(1)
-	start := time.Now()
+	polled := s.pending.Add(1) == 1 && s.pollNow()
 	var n uintptr
 	var errno syscall.Errno
 	for {
-		n, _, errno = unix.Syscall(unix.SYS_WRITE, uintptr(sf.fd), uintptr(unsafe.Pointer(&sl.hdr)), uintptr(sgIOHdrSize))
+		if polled {
+			// Does not wait for the device; see WithPollWindow for
+			// the one wait it can have, ruled out by MinPollCanQueue.
+			n, _, errno = unix.RawSyscall(unix.SYS_WRITE, uintptr(sf.fd), uintptr(unsafe.Pointer(&sl.hdr)), uintptr(sgIOHdrSize))
+		} else {
+			n, _, errno = unix.Syscall(unix.SYS_WRITE, uintptr(sf.fd), uintptr(unsafe.Pointer(&sl.hdr)), uintptr(sgIOHdrSize))
+		}
 		if errno != unix.EINTR {
 			break
 		}
@@ -522,12 +564,14 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, er
 	if errno != 0 {
 		s.pending.Add(-1)
 		s.release(sl)
-		s.ops.Done()
+		s.exit()
 		return nil, &OpError{Op: "write", Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
 	}
-	// Fast devices (and scsi_debug with delay=0) complete the command
-	// before write() returns: collect it here. Otherwise the reaper
-	// waits for it in poll(2).
+	if polled {
+		s.pollDone(s.poll(sl))
+	}
+	// Fast devices complete the command before write() returns: collect
+	// it here. Otherwise the reaper waits for it in poll(2).
 	if !s.harvest(sl) {
 		select {
 		case s.kick <- struct{}{}:
@@ -535,9 +579,7 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, er
 		}
 	}
 
-	select {
-	case <-sl.done: // fast path: collected by harvest
-	default:
+	if sl.state.Load() != slotCollected {
 		select {
 		case <-sl.done:
 		case <-ctx.Done():
@@ -549,13 +591,71 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, er
 			<-sl.done
 		}
 	}
-	res, err := s.result(sl, start, "read")
+	res, err := s.result(sl, "read")
 	if bounce && res != nil {
 		copy(req.Data, sl.kbuf)
 	}
 	s.release(sl)
-	s.ops.Done()
+	s.exit()
 	return res, err
+}
+
+// pollNow reports whether a lone command takes the polled path, and
+// counts down the back-off after a miss.
+func (s *SG) pollNow() bool {
+	if !s.info.Polled {
+		return false
+	}
+	if s.pollSkip.Load() > 0 {
+		s.pollSkip.Add(-1)
+		return false
+	}
+	return true
+}
+
+// pollDone records whether a polled command completed in the window:
+// a hit ends the back-off, a miss doubles it.
+func (s *SG) pollDone(hit bool) {
+	s.polls.Add(1)
+	if hit {
+		s.pollHits.Add(1)
+		s.pollMiss.Store(0)
+		return
+	}
+	m := min(s.pollMiss.Add(1), 11)
+	s.pollSkip.Store(8 << m)
+}
+
+// poll waits, within the poll window, for sl's completion on its
+// descriptor and collects it. It reports whether sl completed. The
+// calls are raw system calls: the reads are non-blocking, and ppoll(2)
+// sleeps at most the window (the kernel counts down the timespec
+// across an EINTR retry).
+func (s *SG) poll(sl *sgSlot) bool {
+	sl.pfd = unix.PollFd{Fd: int32(sl.file.fd), Events: unix.POLLIN}
+	sl.pts = unix.NsecToTimespec(int64(s.opts.poll))
+	for {
+		// Often the completion is ready when write() returns: the
+		// softirq that completes the command ran before it did.
+		if s.harvest(sl) {
+			return true
+		}
+		r, _, errno := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&sl.pfd)), 1,
+			uintptr(unsafe.Pointer(&sl.pts)), 0, 0, 0)
+		switch {
+		case errno == unix.EINTR:
+			continue
+		case errno != 0, r == 0: // an error, or the window is over
+			return s.harvest(sl)
+		case sl.pfd.Revents&unix.POLLIN == 0:
+			// POLLHUP/POLLERR: the device is going away; the
+			// reaper deals with it.
+			return s.harvest(sl)
+		}
+		if sl.pts.Sec == 0 && sl.pts.Nsec == 0 {
+			return s.harvest(sl)
+		}
+	}
 }
 
 // harvest collects, without blocking, the completions already waiting on
@@ -572,7 +672,7 @@ func (s *SG) harvest(mine *sgSlot) bool {
 		if errno == unix.EAGAIN || errno == unix.ENODEV {
 			break
 		}
-		if !s.deliver(sf, buf, n, errno, time.Now()) {
+		if !s.deliver(sf, buf, n, errno, mine) {
 			break
 		}
 	}
@@ -601,7 +701,6 @@ func (s *SG) doSync(sl *sgSlot, req *Request) (*Result, error) {
 	// The command is complete and its data copied when the call returns,
 	// so the caller's buffer is used directly.
 	s.fill(sl, req, false)
-	start := time.Now()
 	op := "ioctl SG_IO"
 	var errno syscall.Errno
 	fd := uintptr(sl.file.fd)
@@ -633,21 +732,20 @@ func (s *SG) doSync(sl *sgSlot, req *Request) (*Result, error) {
 		sl.out = decodeSGOutput(&sl.rbuf)
 	}()
 	runtime.KeepAlive(req.Data)
-	sl.end = time.Now()
 	if errno != 0 {
 		s.release(sl)
-		s.ops.Done()
+		s.exit()
 		return nil, &OpError{Op: op, Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
 	}
-	res, err := s.result(sl, start, op)
+	res, err := s.result(sl, op)
 	s.release(sl)
-	s.ops.Done()
+	s.exit()
 	return res, err
 }
 
 // result turns a completed slot into a Result and, for outcomes the
 // kernel marks unknown, an error.
-func (s *SG) result(sl *sgSlot, start time.Time, op string) (*Result, error) {
+func (s *SG) result(sl *sgSlot, op string) (*Result, error) {
 	if sl.err != nil {
 		return nil, &OpError{Op: op, Path: s.info.SGPath, Err: classifyErrno(sl.err, len(sl.kbuf) > 0)}
 	}
@@ -658,7 +756,7 @@ func (s *SG) result(sl *sgSlot, start time.Time, op string) (*Result, error) {
 		DriverStatus: o.driverStatus,
 		Info:         o.info,
 		Resid:        int(o.resid),
-		Duration:     sl.end.Sub(start),
+		Duration:     time.Duration(o.duration) * time.Millisecond,
 	}
 	if n := int(o.sbLenWr); n > 0 {
 		res.Sense = append([]byte(nil), sl.sense[:min(n, len(sl.sense))]...)
@@ -683,6 +781,16 @@ func (s *SG) release(sl *sgSlot) {
 	sl.err = nil
 	sl.gen = (sl.gen + 1) & sgPackIDGenMask
 	sl.state.Store(slotFree)
+	if s.waiters.Load() == 0 && s.spare.CompareAndSwap(nil, sl) {
+		if s.waiters.Load() == 0 {
+			return
+		}
+		// A Do began to wait meanwhile and may have missed the spare:
+		// hand it over through the channel, unless somebody took it.
+		if sl = s.spare.Swap(nil); sl == nil {
+			return
+		}
+	}
 	s.free <- sl // never blocks: the channel holds every slot
 }
 
@@ -716,7 +824,7 @@ func (s *SG) reap() {
 					if errno == unix.EAGAIN || errno == unix.ENODEV {
 						break
 					}
-					if !s.deliver(sf, &buf, n, errno, time.Now()) {
+					if !s.deliver(sf, &buf, n, errno, nil) {
 						time.Sleep(time.Millisecond) // do not spin on a persistent error
 						break
 					}
@@ -754,8 +862,10 @@ func (s *SG) reap() {
 }
 
 // deliver hands a completion read from sf to its slot. It reports
-// false when the completion matches no command in flight.
-func (s *SG) deliver(sf *sgFile, buf *[sgIOHdrSize]byte, n uintptr, errno syscall.Errno, at time.Time) bool {
+// false when the completion matches no command in flight. mine is the
+// slot whose own Do is delivering (nil for the reaper): its completion
+// needs no signal.
+func (s *SG) deliver(sf *sgFile, buf *[sgIOHdrSize]byte, n uintptr, errno syscall.Errno, mine *sgSlot) bool {
 	out := decodeSGOutput(buf)
 	sl := sf.lookup(out.packID)
 	if sl == nil {
@@ -767,12 +877,16 @@ func (s *SG) deliver(sf *sgFile, buf *[sgIOHdrSize]byte, n uintptr, errno syscal
 	}
 	s.pending.Add(-1)
 	sl.out = out
-	sl.end = at
 	if errno != 0 {
 		// The header was written but the data could not be copied.
 		sl.err = errno
 	} else if int(n) != sgIOHdrSize {
 		sl.err = unix.EIO
+	}
+	if sl == mine {
+		// Only its own Do abandons a slot, and that Do is here.
+		sl.state.Store(slotCollected)
+		return true
 	}
 	if sl.state.CompareAndSwap(slotWaited, slotDone) {
 		sl.done <- struct{}{}
@@ -781,7 +895,7 @@ func (s *SG) deliver(sf *sgFile, buf *[sgIOHdrSize]byte, n uintptr, errno syscal
 	// Abandoned by a cancelled Do: drop the result.
 	s.log.Debug().Int32("pack_id", out.packID).Msg("dropping completion of a cancelled command")
 	s.release(sl)
-	s.ops.Done()
+	s.exit()
 	return true
 }
 
@@ -805,14 +919,34 @@ func (sf *sgFile) lookup(packID int32) *sgSlot {
 	return sl
 }
 
+// opsClosed is the flag Close sets in SG.ops.
+const opsClosed = 1 << 62
+
+// enter counts a Do call in, unless the SG is closed.
+func (s *SG) enter() bool {
+	if s.ops.Add(1)&opsClosed != 0 {
+		s.exit()
+		return false
+	}
+	return true
+}
+
+// exit counts a Do call (or an abandoned command) out, and tells a
+// waiting Close when it was the last.
+func (s *SG) exit() {
+	if s.ops.Add(-1) == opsClosed {
+		s.drainOnce.Do(func() { close(s.drained) })
+	}
+}
+
 // Close waits for the commands in flight, then closes the descriptors.
 func (s *SG) Close() error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
 		close(s.closing)
-		s.mu.Unlock()
-		s.ops.Wait()
+		if s.ops.Or(opsClosed) == 0 {
+			s.drainOnce.Do(func() { close(s.drained) })
+		}
+		<-s.drained
 		close(s.stopped)
 		if s.reaped != nil {
 			var one [8]byte

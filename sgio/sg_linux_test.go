@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -258,12 +261,118 @@ func TestFillHeader(t *testing.T) {
 // TestDoAfterClose uses an SG with no descriptors: a closed device
 // refuses requests without touching the kernel.
 func TestDoAfterClose(t *testing.T) {
-	s := &SG{closing: make(chan struct{}), stopped: make(chan struct{}), free: make(chan *sgSlot), limits: Limits{MaxTransferBytes: 4096}}
+	s := &SG{closing: make(chan struct{}), stopped: make(chan struct{}), drained: make(chan struct{}), free: make(chan *sgSlot), limits: Limits{MaxTransferBytes: 4096}}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.Do(context.Background(), &Request{CDB: make([]byte, 6)})
 	if !errors.Is(err, ErrClosed) {
 		t.Fatalf("Do after Close: %v", err)
+	}
+}
+
+// TestSlotHandOff has many goroutines take and release few slots, as Do
+// does, with waiters: no slot may be held twice at once, and no waiter
+// may be left behind while a slot sits in the spare (the test would
+// hang).
+func TestSlotHandOff(t *testing.T) {
+	for _, depth := range []int{1, 2, 5} {
+		s := &SG{free: make(chan *sgSlot, depth), closing: make(chan struct{})}
+		held := make([]atomic.Bool, depth)
+		for i := 0; i < depth; i++ {
+			s.free <- &sgSlot{index: uint32(i)}
+		}
+		var wg sync.WaitGroup
+		for g := 0; g < 16; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 2000; i++ {
+					sl, err := s.takeSlot(context.Background())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if held[sl.index].Swap(true) {
+						t.Errorf("slot %d taken twice", sl.index)
+					}
+					if i%7 == 0 {
+						runtime.Gosched()
+					}
+					held[sl.index].Store(false)
+					s.release(sl)
+				}
+			}()
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("depth %d: a waiter was never handed a slot", depth)
+		}
+		n := len(s.free)
+		if s.spare.Load() != nil {
+			n++
+		}
+		if n != depth {
+			t.Fatalf("depth %d: %d slots free at the end", depth, n)
+		}
+	}
+}
+
+// TestPollBackOff pins the polled path's adaptive back-off: a miss makes
+// the next 16 lone commands skip polling, consecutive misses double
+// that up to 16384, and a hit starts over.
+func TestPollBackOff(t *testing.T) {
+	s := &SG{}
+	if s.pollNow() {
+		t.Fatal("polled with the polled path off")
+	}
+	s.info.Polled = true
+	if !s.pollNow() {
+		t.Fatal("not polled with no back-off")
+	}
+	skipped := func() int {
+		n := 0
+		for !s.pollNow() {
+			n++
+			if n > 1<<20 {
+				t.Fatal("back-off never ends")
+			}
+		}
+		return n
+	}
+	for i, want := range []int{16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 16384, 16384} {
+		s.pollDone(false)
+		if got := skipped(); got != want {
+			t.Fatalf("after %d misses in a row: %d commands skipped polling, want %d", i+1, got, want)
+		}
+	}
+	s.pollDone(true)
+	s.pollDone(false)
+	if got := skipped(); got != 16 {
+		t.Fatalf("a miss after a hit: %d skipped, want 16", got)
+	}
+	if s.polls.Load() != 15 || s.pollHits.Load() != 1 {
+		t.Fatalf("counted %d polls, %d hits; want 15 and 1", s.polls.Load(), s.pollHits.Load())
+	}
+}
+
+// TestPollWindowOption: the window is validated at Open.
+func TestPollWindowOption(t *testing.T) {
+	for _, d := range []time.Duration{-time.Microsecond, MaxPollWindow + 1} {
+		o := defaultOptions()
+		WithPollWindow(d)(&o)
+		if err := o.validate(); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("WithPollWindow(%v): %v, want ErrBadRequest", d, err)
+		}
+	}
+	for _, d := range []time.Duration{0, DefaultPollWindow, MaxPollWindow} {
+		o := defaultOptions()
+		WithPollWindow(d)(&o)
+		if err := o.validate(); err != nil {
+			t.Errorf("WithPollWindow(%v): %v", d, err)
+		}
 	}
 }

@@ -66,7 +66,7 @@ for b in $BINARIES; do
 	p=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$b") || sb_die "$b not found on the host"
 	copy_elf "$p" "/usr/${p#/usr}"
 done
-for p in /usr/bin/sg_* /usr/bin/sginfo /usr/bin/sg_map26; do
+for p in /usr/bin/sg_* /usr/bin/sgp_dd /usr/bin/sgm_dd /usr/bin/sginfo /usr/bin/sg_map26; do
 	[ -f "$p" ] && [ "$(head -c 4 "$p" | tail -c 3)" = ELF ] && copy_elf "$p"
 done
 # tgt (the comparison target) is unpacked, not installed: its package would
