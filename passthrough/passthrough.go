@@ -148,7 +148,12 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 	case errors.Is(err, scsi.ErrShortCDB):
 		return checkCondition(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
 	}
-	req := sgio.Request{CDB: cdb}
+	// One allocation for both: they escape through the Device interface.
+	x := &struct {
+		req sgio.Request
+		res sgio.Result
+	}{req: sgio.Request{CDB: cdb}}
+	req, res := &x.req, &x.res
 	switch {
 	case cmd.Read && cmd.Write:
 		req.Dir, req.Data, req.ReadData = sgio.DirBidi, cmd.WriteData, cmd.ReadBuf
@@ -157,8 +162,7 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 	case cmd.Read:
 		req.Dir, req.Data = sgio.DirFromDevice, cmd.ReadBuf
 	}
-	res, err := lu.Dev.Do(ctx, &req)
-	if err != nil {
+	if err := lu.Dev.Execute(ctx, req, res); err != nil {
 		r := errorResponse(err)
 		log.Warn().Err(err).Uint64("lun", lu.ID).Hex("cdb", cdb).Msg("device request failed")
 		return r

@@ -180,9 +180,15 @@ type failingDevice struct {
 	err error
 }
 
-func (f *failingDevice) Do(context.Context, *sgio.Request) (*sgio.Result, error) { return f.res, f.err }
-func (f *failingDevice) Limits() sgio.Limits                                     { return sgio.Limits{QueueDepth: 1} }
-func (f *failingDevice) Close() error                                            { return nil }
+func (f *failingDevice) Execute(_ context.Context, _ *sgio.Request, res *sgio.Result) error {
+	*res = sgio.Result{}
+	if f.res != nil {
+		*res = *f.res
+	}
+	return f.err
+}
+func (f *failingDevice) Limits() sgio.Limits { return sgio.Limits{QueueDepth: 1} }
+func (f *failingDevice) Close() error        { return nil }
 
 func TestTransportErrorsBecomeSense(t *testing.T) {
 	cases := []struct {
@@ -224,9 +230,10 @@ func TestTransportErrorsBecomeSense(t *testing.T) {
 // cdbRecorder records the CDBs a device receives.
 type cdbRecorder struct{ got [][]byte }
 
-func (c *cdbRecorder) Do(_ context.Context, r *sgio.Request) (*sgio.Result, error) {
+func (c *cdbRecorder) Execute(_ context.Context, r *sgio.Request, res *sgio.Result) error {
 	c.got = append(c.got, append([]byte(nil), r.CDB...))
-	return &sgio.Result{}, nil
+	*res = sgio.Result{}
+	return nil
 }
 func (c *cdbRecorder) Limits() sgio.Limits { return sgio.Limits{QueueDepth: 1} }
 func (c *cdbRecorder) Close() error        { return nil }

@@ -124,10 +124,12 @@ type Limits struct {
 // Device executes SCSI commands. Implementations are safe for concurrent
 // use by up to Limits().QueueDepth goroutines; callers limit themselves.
 type Device interface {
-	// Do executes one request. SCSI errors are reported in the Result;
-	// the error is non-nil only when the request was not executed or its
-	// outcome is unknown (see the Err* sentinels).
-	Do(ctx context.Context, req *Request) (*Result, error)
+	// Execute executes one request and stores the outcome in res, which
+	// it resets first. SCSI errors are reported in res; the error is
+	// non-nil only when the request was not executed or its outcome is
+	// unknown (see the Err* sentinels). The caller owns res: a caller on
+	// a hot path reuses one instead of allocating a Result per command.
+	Execute(ctx context.Context, req *Request, res *Result) error
 	// Limits returns the device's transfer limits.
 	Limits() Limits
 	// Close releases the device. Requests in flight complete first.

@@ -67,14 +67,14 @@ type SG struct {
 	sgNode  bool                   // the node is an sg device (not a block device)
 
 	// The asynchronous interface.
-	pending  atomic.Int32  // commands written and not yet read back
-	pollSkip atomic.Int32  // lone commands to submit unpolled before polling again
-	pollMiss atomic.Int32  // consecutive polled commands that missed the window
-	polls    atomic.Int64  // polled commands
-	pollHits atomic.Int64  // polled commands that completed in the window
-	kick     chan struct{} // wakes the reaper when a command did not complete inline
-	wakefd   int           // eventfd in the reaper's poll set, for Close
-	reaped   chan struct{} // closed when the reaper exits
+	pending    atomic.Int32  // commands written and not yet read back
+	pollSkip   atomic.Int32  // lone commands to submit unpolled before polling again
+	pollMiss   atomic.Int32  // consecutive polled commands that missed the window
+	polls      atomic.Int64  // polled commands
+	pollMissed atomic.Int64  // polled commands that missed the window
+	kick       chan struct{} // wakes the reaper when a command did not complete inline
+	wakefd     int           // eventfd in the reaper's poll set, for Close
+	reaped     chan struct{} // closed when the reaper exits
 
 	// ops counts the Do calls in progress and the abandoned commands
 	// still in the kernel; opsClosed is set in it by Close, after which
@@ -397,35 +397,52 @@ func (s *SG) Limits() Limits { return s.limits }
 // Info returns what the driver reported about the device at Open.
 func (s *SG) Info() Info { return s.info }
 
-// Do executes one request. SCSI outcomes (CHECK CONDITION, BUSY, ...)
-// are data in the Result. The error is non-nil when the command could
-// not be queued (ErrQueueFull, ErrBusy, ErrTooLarge, ErrBadRequest,
-// ErrGone, ErrClosed), when ctx ended first (the command may still run
-// on the device; its outcome is dropped), or when the kernel reports the
-// outcome unknown: ErrTimeout (DID_TIME_OUT) and ErrGone
-// (DID_NO_CONNECT) come with the Result the kernel returned.
+// Do executes one request and returns its Result; see Execute.
 func (s *SG) Do(ctx context.Context, req *Request) (*Result, error) {
+	res := new(Result)
+	if err := s.Execute(ctx, req, res); err != nil {
+		if res.HostStatus == 0 && res.DriverStatus == 0 {
+			return nil, err // no outcome from the kernel
+		}
+		return res, err
+	}
+	return res, nil
+}
+
+// Execute executes one request and stores its outcome in res, which it
+// resets first. SCSI outcomes (CHECK CONDITION, BUSY, ...) are data in
+// res. The error is non-nil when the command could not be queued
+// (ErrQueueFull, ErrBusy, ErrTooLarge, ErrBadRequest, ErrGone,
+// ErrClosed), when ctx ended first (the command may still run on the
+// device; its outcome is dropped), or when the kernel reports the
+// outcome unknown: ErrTimeout (DID_TIME_OUT) and ErrGone
+// (DID_NO_CONNECT) come with res as the kernel returned it.
+func (s *SG) Execute(ctx context.Context, req *Request, res *Result) error {
+	*res = Result{}
 	if err := s.check(req); err != nil {
-		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
+		return &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
 	}
 	if !s.enter() {
-		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
+		return &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
 	}
-
 	sl, err := s.takeSlot(ctx)
 	if err != nil {
 		s.exit()
-		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
+		return &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
 	}
-	if err := ctx.Err(); err != nil {
-		s.release(sl)
-		s.exit()
-		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
+	if done := ctx.Done(); done != nil {
+		select {
+		case <-done:
+			s.release(sl)
+			s.exit()
+			return &OpError{Op: "submit", Path: s.info.SGPath, Err: ctx.Err()}
+		default:
+		}
 	}
 	if s.async {
-		return s.doAsync(ctx, sl, req)
+		return s.doAsync(ctx, sl, req, res)
 	}
-	return s.doSync(sl, req)
+	return s.doSync(sl, req, res)
 }
 
 // takeSlot returns a free slot, waiting for one if need be. The last
@@ -530,7 +547,7 @@ func (s *SG) fill(sl *sgSlot, req *Request, bounce bool) {
 	}
 }
 
-func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, error) {
+func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request, res *Result) error {
 	bounce := ctx.Done() != nil && req.Dir == DirFromDevice
 	s.fill(sl, req, bounce)
 	// Publish the slot to the reaper before the kernel can complete it.
@@ -565,7 +582,7 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, er
 		s.pending.Add(-1)
 		s.release(sl)
 		s.exit()
-		return nil, &OpError{Op: "write", Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
+		return &OpError{Op: "write", Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
 	}
 	if polled {
 		s.pollDone(s.poll(sl))
@@ -586,18 +603,18 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request) (*Result, er
 			if sl.state.CompareAndSwap(slotWaited, slotAbandoned) {
 				// The kernel still holds the slot's buffers: the reaper
 				// releases the slot (and the ops count) at completion.
-				return nil, &OpError{Op: "wait", Path: s.info.SGPath, Err: ctx.Err()}
+				return &OpError{Op: "wait", Path: s.info.SGPath, Err: ctx.Err()}
 			}
 			<-sl.done
 		}
 	}
-	res, err := s.result(sl, "read")
-	if bounce && res != nil {
+	err := s.result(sl, "read", res)
+	if bounce && sl.err == nil {
 		copy(req.Data, sl.kbuf)
 	}
 	s.release(sl)
 	s.exit()
-	return res, err
+	return err
 }
 
 // pollNow reports whether a lone command takes the polled path, and
@@ -618,10 +635,12 @@ func (s *SG) pollNow() bool {
 func (s *SG) pollDone(hit bool) {
 	s.polls.Add(1)
 	if hit {
-		s.pollHits.Add(1)
-		s.pollMiss.Store(0)
+		if s.pollMiss.Load() != 0 {
+			s.pollMiss.Store(0)
+		}
 		return
 	}
+	s.pollMissed.Add(1)
 	m := min(s.pollMiss.Add(1), 11)
 	s.pollSkip.Store(8 << m)
 }
@@ -697,7 +716,7 @@ func readCompletion(fd int, buf *[sgIOHdrSize]byte) (uintptr, syscall.Errno) {
 	}
 }
 
-func (s *SG) doSync(sl *sgSlot, req *Request) (*Result, error) {
+func (s *SG) doSync(sl *sgSlot, req *Request, res *Result) error {
 	// The command is complete and its data copied when the call returns,
 	// so the caller's buffer is used directly.
 	s.fill(sl, req, false)
@@ -735,22 +754,22 @@ func (s *SG) doSync(sl *sgSlot, req *Request) (*Result, error) {
 	if errno != 0 {
 		s.release(sl)
 		s.exit()
-		return nil, &OpError{Op: op, Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
+		return &OpError{Op: op, Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
 	}
-	res, err := s.result(sl, op)
+	err := s.result(sl, op, res)
 	s.release(sl)
 	s.exit()
-	return res, err
+	return err
 }
 
-// result turns a completed slot into a Result and, for outcomes the
-// kernel marks unknown, an error.
-func (s *SG) result(sl *sgSlot, op string) (*Result, error) {
+// result stores a completed slot's outcome in res and returns, for
+// outcomes the kernel marks unknown, an error.
+func (s *SG) result(sl *sgSlot, op string, res *Result) error {
 	if sl.err != nil {
-		return nil, &OpError{Op: op, Path: s.info.SGPath, Err: classifyErrno(sl.err, len(sl.kbuf) > 0)}
+		return &OpError{Op: op, Path: s.info.SGPath, Err: classifyErrno(sl.err, len(sl.kbuf) > 0)}
 	}
-	o := sl.out
-	res := &Result{
+	o := &sl.out
+	*res = Result{
 		Status:       o.status,
 		HostStatus:   o.hostStatus,
 		DriverStatus: o.driverStatus,
@@ -763,11 +782,11 @@ func (s *SG) result(sl *sgSlot, op string) (*Result, error) {
 	}
 	switch {
 	case o.hostStatus == didTimeOut || o.driverStatus&driverStatusMask == driverTimeout:
-		return res, &OpError{Op: op, Path: s.info.SGPath, Err: ErrTimeout}
+		return &OpError{Op: op, Path: s.info.SGPath, Err: ErrTimeout}
 	case o.hostStatus == didNoConnect:
-		return res, &OpError{Op: op, Path: s.info.SGPath, Err: fmt.Errorf("%w: DID_NO_CONNECT", ErrGone)}
+		return &OpError{Op: op, Path: s.info.SGPath, Err: fmt.Errorf("%w: DID_NO_CONNECT", ErrGone)}
 	}
-	return res, nil
+	return nil
 }
 
 // release returns a slot to the free list. The caller owns the slot

@@ -354,8 +354,8 @@ func TestPollBackOff(t *testing.T) {
 	if got := skipped(); got != 16 {
 		t.Fatalf("a miss after a hit: %d skipped, want 16", got)
 	}
-	if s.polls.Load() != 15 || s.pollHits.Load() != 1 {
-		t.Fatalf("counted %d polls, %d hits; want 15 and 1", s.polls.Load(), s.pollHits.Load())
+	if s.polls.Load() != 15 || s.pollMissed.Load() != 14 {
+		t.Fatalf("counted %d polls, %d misses; want 15 and 14", s.polls.Load(), s.pollMissed.Load())
 	}
 }
 

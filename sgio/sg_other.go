@@ -21,6 +21,12 @@ func (s *SG) Do(ctx context.Context, req *Request) (*Result, error) {
 	return nil, &OpError{Op: "submit", Err: errors.ErrUnsupported}
 }
 
+// Execute fails with errors.ErrUnsupported.
+func (s *SG) Execute(ctx context.Context, req *Request, res *Result) error {
+	*res = Result{}
+	return &OpError{Op: "submit", Err: errors.ErrUnsupported}
+}
+
 // Limits returns zero limits.
 func (s *SG) Limits() Limits { return Limits{} }
 

@@ -71,7 +71,8 @@ func (q *querier) in(ctx context.Context, name string, cdb []byte, n int) ([]byt
 	var last error
 	for attempt := 0; attempt < 4; attempt++ {
 		buf := make([]byte, n)
-		res, err := q.dev.Do(ctx, &sgio.Request{CDB: cdb, Dir: sgio.DirFromDevice, Data: buf, Timeout: q.timeout})
+		res := new(sgio.Result)
+		err := q.dev.Execute(ctx, &sgio.Request{CDB: cdb, Dir: sgio.DirFromDevice, Data: buf, Timeout: q.timeout}, res)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}

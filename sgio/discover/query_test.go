@@ -40,7 +40,7 @@ func hexByte(b byte) []byte {
 	return []byte{digits[b>>4], digits[b&15]}
 }
 
-func (f *faulty) Do(ctx context.Context, req *sgio.Request) (*sgio.Result, error) {
+func (f *faulty) Execute(ctx context.Context, req *sgio.Request, res *sgio.Result) error {
 	k := key(req.CDB)
 	f.mu.Lock()
 	f.calls = append(f.calls, k)
@@ -50,9 +50,10 @@ func (f *faulty) Do(ctx context.Context, req *sgio.Request) (*sgio.Result, error
 	}
 	f.mu.Unlock()
 	if ok {
-		return &sgio.Result{Status: sgio.StatusCheckCondition, DriverStatus: 0x08, Sense: s}, nil
+		*res = sgio.Result{Status: sgio.StatusCheckCondition, DriverStatus: 0x08, Sense: s}
+		return nil
 	}
-	return f.Device.Do(ctx, req)
+	return f.Device.Execute(ctx, req, res)
 }
 
 // TestQueryDevice scans the rig capture with every sg node answered by

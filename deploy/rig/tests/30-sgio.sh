@@ -52,7 +52,8 @@ bench() { # bench PATTERN COUNT: IOPS of the benchmark PATTERN over COUNT reads
 }
 # Columns: sg_dd (QD1), sgp_dd (16 threads on one descriptor), sgio QD1
 # (polled), sgio QD1 without polling, the Go floor (a bare loop of raw
-# SG_IO ioctls: what any Go program pays), sgio QD32. Each pair runs the
+# SG_IO ioctls: what any Go program pays), sgio QD32, and the polled
+# path's own floor (its system calls in a bare loop, without SG). Each pair runs the
 # peers back to back, so that the ratios of a pair share the host's load.
 : >"$RIG_WORK/bench"
 for i in 1 2 3 4 5 6 7 8 9; do
@@ -64,13 +65,14 @@ for i in 1 2 3 4 5 6 7 8 9; do
 	u1=$(bench 'SGRead4K/^async-unpolled$/QD1$' 3000)
 	fl=$(bench 'SGRead4KBareLoop/^ioctl$' 3000)
 	a32=$(bench 'SGRead4K/^async$/QD32$' 8000)
-	echo "$sgdd $sgp $a1 $u1 $fl $a32" >>"$RIG_WORK/bench"
-	echo "pair $i: sg_dd(QD1)=$sgdd sgp_dd(QD16)=$sgp sgio(QD1)=$a1 unpolled(QD1)=$u1 go-floor(QD1)=$fl sgio(QD32)=$a32"
+	pf=$(bench 'SGRead4KBareLoop/^polled$' 3000)
+	echo "$sgdd $sgp $a1 $u1 $fl $a32 $pf" >>"$RIG_WORK/bench"
+	echo "pair $i: sg_dd(QD1)=$sgdd sgp_dd(QD16)=$sgp sgio(QD1)=$a1 unpolled(QD1)=$u1 go-floor(QD1)=$fl sgio(QD32)=$a32 polled-floor(QD1)=$pf"
 done
 col() { awk -v c="$1" '{print $c}' "$RIG_WORK/bench" | median; }
 ratio() { awk -v a="$1" -v b="$2" '$b > 0 {printf "%.2f\n", $a/$b}' "$RIG_WORK/bench" | median; }
 cp "$RIG_WORK/bench" "$RESULTS/$RIG_TEST.bench.txt"
-rig_note "4K read IOPS, medians of 9 pairs: QD1 sgio $(col 3) (unpolled $(col 4)) vs sg_dd $(col 1), ratio $(ratio 3 1) (unpolled $(ratio 4 1)); Go floor $(col 5), ratio $(ratio 5 1); QD32 sgio $(col 6) vs sgp_dd QD16 $(col 2), ratio $(ratio 6 2)"
+rig_note "4K read IOPS, medians of 9 pairs: QD1 sgio $(col 3) (unpolled $(col 4)) vs sg_dd $(col 1), ratio $(ratio 3 1) (unpolled $(ratio 4 1)); Go floor $(col 5), ratio $(ratio 5 1); polled floor $(col 7), sgio/polled floor $(ratio 3 7); QD32 sgio $(col 6) vs sgp_dd QD16 $(col 2), ratio $(ratio 6 2)"
 
 step "hot unplug of $sg with commands in flight"
 run_log hotunplug env SANBRIDGE_SG_DEVICE="$sg" SANBRIDGE_SG_HOTUNPLUG=1 sgio.test -test.run HotUnplug -test.v ||
