@@ -103,8 +103,9 @@ func WithSyncIO() Option {
 // command costs what it costs a C program calling SG_IO, instead of
 // waking the reaper and, through the scheduler's system-call monitor,
 // more threads. In exchange the goroutine keeps its scheduler slot (P)
-// for the whole window, like a goroutine computing that long; so the
-// window is short and bounded, and a device whose commands miss it (a
+// for the whole window, like a goroutine computing that long (a garbage
+// collection's stop-the-world pause waits for it too); so the window is
+// short and bounded, and a device whose commands miss it (a
 // spinning disk) is not polled for a while: after each miss the next
 // 16, 32, ... up to 16384 lone commands take the ordinary path, and one
 // hit ends the back-off (the adaptive scheme of the kernel's own hybrid
