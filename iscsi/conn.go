@@ -58,7 +58,9 @@ type outItem struct {
 }
 
 // conn is one TCP connection. The serve goroutine reads and dispatches;
-// sendLoop owns the writer and StatSN.
+// sendLoop writes what is queued. Whoever writes holds sendMu: the send
+// loop, or a worker that sends its task's completion itself because
+// nothing is queued (see complete).
 type conn struct {
 	srv    *Server
 	nc     net.Conn
@@ -69,14 +71,16 @@ type conn struct {
 	wr *Writer
 
 	out       chan outItem
+	sendMu    sync.Mutex // held to encode and write; guards wr, statSN, xmit, din, sendEnd
+	sendEnd   bool       // the send loop is done: nothing more goes out
 	closed    chan struct{}
 	closeOnce sync.Once
 	sendDone  chan struct{}
 
 	ss     *session
 	params Params
-	statSN uint32 // owned by sendLoop after login
-	xmit   uint32 // initiator's MaxRecvDataSegmentLength; owned by sendLoop
+	statSN uint32 // under sendMu after login
+	xmit   uint32 // initiator's MaxRecvDataSegmentLength; under sendMu
 	cid    uint16
 
 	nextTTT  uint32 // owned by the serve goroutine
@@ -89,8 +93,9 @@ type conn struct {
 	// Scratch space owned by one goroutine each, kept here so the hot
 	// path allocates nothing.
 	cmdScratch SCSICommand // serve goroutine
-	din        DataIn      // send loop
+	din        DataIn      // under sendMu
 	cur        outItem     // send loop
+	direct     outItem     // under sendMu: a completion sent by its worker
 }
 
 func newConn(srv *Server, nc net.Conn, p *Portal) *conn {
@@ -294,30 +299,73 @@ func (c *conn) sendLoop() {
 		select {
 		case *it = <-c.out:
 		default:
+			c.sendMu.Lock()
+			err := error(nil)
 			if c.wr.Buffered() > 0 {
-				if err := c.wr.Flush(); err != nil {
-					c.close()
-					c.drain()
-					return
-				}
+				err = c.wr.Flush()
 			}
+			if err != nil {
+				c.stopSending()
+				return
+			}
+			c.sendMu.Unlock()
 			select {
 			case *it = <-c.out:
 			case <-c.closed:
-				c.drain()
+				c.sendMu.Lock()
+				c.stopSending()
 				return
 			}
 		}
+		c.sendMu.Lock()
 		if err := c.send(it, &c.din); err != nil {
 			if !errors.Is(err, errConnClosed) {
 				c.log.Debug().Err(err).Msg("send failed")
 			}
 			c.wr.Flush()
-			c.close()
-			c.drain()
+			c.stopSending()
 			return
 		}
+		c.sendMu.Unlock()
 	}
+}
+
+// stopSending ends the send loop: called with sendMu held, it marks
+// the end (no worker sends after it), closes the connection and frees
+// what is still queued.
+func (c *conn) stopSending() {
+	c.sendEnd = true
+	c.sendMu.Unlock()
+	c.close()
+	c.drain()
+}
+
+// complete sends a finished task's Data-In and status. When nothing is
+// queued and nobody is writing, the worker writes them itself, which
+// saves waking the send loop for every command (what one command at a
+// time waits for); otherwise they queue behind the rest. Ordering holds
+// either way: StatSN is assigned under sendMu in wire order, and what
+// else concerns the task (its R2Ts) went out before its data was in.
+func (c *conn) complete(t *task) {
+	if len(c.out) == 0 && c.sendMu.TryLock() {
+		if len(c.out) == 0 && !c.sendEnd {
+			it := &c.direct
+			*it = outItem{kind: itemComplete, t: t, release: !t.immediate}
+			err := c.send(it, &c.din)
+			*it = outItem{}
+			if err == nil {
+				err = c.wr.Flush()
+			}
+			c.sendMu.Unlock()
+			if err != nil {
+				c.log.Debug().Err(err).Msg("send failed")
+				c.close()
+			}
+			return
+		}
+		c.sendMu.Unlock()
+	}
+	c.enqueue(outItem{kind: itemComplete, t: t, release: !t.immediate})
 }
 
 // drain releases tasks still queued after the connection failed.

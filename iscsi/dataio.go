@@ -275,7 +275,7 @@ func (c *conn) failData(t *task, asc [2]byte, format string, args ...any) error 
 	return nil
 }
 
-// execute runs a task on its own goroutine and queues its completion.
+// execute runs a task on its own goroutine and sends its completion.
 func (c *conn) execute(t *task) {
 	ss := t.ss
 	cmd := &t.cmd
@@ -320,7 +320,7 @@ func (c *conn) execute(t *task) {
 		c.srv.putTask(t)
 		return
 	}
-	c.enqueue(outItem{kind: itemComplete, t: t, release: !t.immediate})
+	c.complete(t)
 }
 
 // residual computes the residual flags and count for a transfer of

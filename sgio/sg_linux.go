@@ -975,7 +975,7 @@ func (s *SG) Close() error {
 			unix.Close(s.wakefd)
 		}
 		s.closeErr = s.closeFiles()
-		s.log.Debug().Msg("sg device closed")
+		s.log.Debug().Int64("polled", s.polls.Load()).Int64("poll_misses", s.pollMissed.Load()).Msg("sg device closed")
 	})
 	return s.closeErr
 }

@@ -164,7 +164,7 @@ sb_qemu_base() {
 	printf '%s\n' -accel tcg -machine pc -smp "${SANBRIDGE_VM_CPUS:-2}" -m "${SANBRIDGE_VM_MEM:-1536}" \
 		-nodefaults -no-user-config -display none -no-reboot \
 		-kernel "$SB_IMAGE/vmlinuz" -initrd "$SB_IMAGE/initramfs.cpio.gz" \
-		-append "console=ttyS0 panic=-1 loglevel=4 $append"
+		-append "console=ttyS0 panic=-1 loglevel=4 clocksource=tsc tsc=reliable $append"
 }
 
 # sb_qemu_share DIR prints the arguments for the 9p share the guest mounts.
