@@ -312,6 +312,9 @@ func (c *conn) execute(t *task) {
 	// Mark done and remove from the table before the response can reach
 	// the initiator, which may then reuse the ITT.
 	aborted := ss.finished(t)
+	// Counted out once the response is sent or queued: a logout waiting
+	// for the running tasks then answers after their responses.
+	defer ss.taskWG.Done()
 	if aborted {
 		// RFC 7143 / SAM-5: an aborted task gets no response (TAS=0).
 		if !t.immediate {

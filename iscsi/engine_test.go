@@ -556,6 +556,34 @@ func TestNopAndLogout(t *testing.T) {
 	}
 }
 
+// TestLogoutAnswersRunningTasksFirst: a logout that arrives while a
+// command runs waits for it, and the command's response goes out before
+// the Logout Response (after which the initiator hears nothing more).
+func TestLogoutAnswersRunningTasksFirst(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		tt := newTestTarget(t, nil)
+		in := tt.dial()
+		in.login(1)
+		itt := in.scsi([]byte{0xc0, 0, 0, 0, 0, 0}, false, false, 0, true, nil, false)
+		<-tt.h.started
+		var b BHS
+		b[0] = byte(OpLogoutReq) | immediateBit
+		b[1] = finalBit | byte(LogoutCloseSession)
+		b.put32(16, 0x2000)
+		b.put32(24, in.cmdSN)
+		in.sendRaw(&b, nil)
+		go func() { time.Sleep(time.Duration(i%4) * time.Millisecond); close(tt.h.release) }()
+		f := in.read()
+		if f.BHS.Opcode() != OpSCSIResponse || f.BHS.ITT() != itt {
+			t.Fatalf("round %d: first PDU %s for ITT %#x, want the SCSI Response of %#x", i, f.BHS.Opcode(), f.BHS.ITT(), itt)
+		}
+		f = in.read()
+		if f.BHS.Opcode() != OpLogoutResp || f.BHS[2] != byte(LogoutOK) {
+			t.Fatalf("round %d: then %s, want the Logout Response", i, f.BHS.Opcode())
+		}
+	}
+}
+
 func TestOversizedSegmentRejected(t *testing.T) {
 	tt := newTestTarget(t, nil)
 	in := tt.dial()

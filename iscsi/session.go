@@ -235,7 +235,9 @@ func (ss *session) worker() {
 // finished is called when the handler returned for t: in one critical
 // section it marks t done, drops it from the table (its ITT may be reused
 // once the response is out) and starts tasks it held back. It reports
-// whether t was aborted meanwhile.
+// whether t was aborted meanwhile. The caller calls taskWG.Done once t's
+// response is on its way, so that whoever waits for the running tasks
+// (logout, the end of the connection) sends after it.
 func (ss *session) finished(t *task) (aborted bool) {
 	ss.mu.Lock()
 	aborted = t.aborted.Load()
@@ -262,6 +264,5 @@ func (ss *session) finished(t *task) (aborted bool) {
 		ss.waiting = nil
 	}
 	ss.mu.Unlock()
-	ss.taskWG.Done()
 	return aborted
 }
