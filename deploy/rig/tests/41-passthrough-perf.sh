@@ -36,6 +36,10 @@ perf() { # perf URL QD: IOPS of iscsi-perf (4 KiB random reads, about 8 s)
 	kill -INT "$_p" 2>/dev/null
 	rig_wait_for 5 sh -c "! kill -0 $_p" || { kill -KILL "$_p" 2>/dev/null; echo "(iscsi-perf killed: commands never completed)" >>perf.out; }
 	wait "$_p" 2>/dev/null
+	{
+		echo "== iscsi-perf -m $2 $1"
+		tr '\r' '\n' <perf.out | tail -n 5
+	} >>"$RESULTS/$RIG_TEST.iscsi-perf.log"
 	if grep -qi 'error\|fail\|killed' perf.out; then
 		sed 's/^/    | /' perf.out | tail -n 5 >&2
 		echo 0
