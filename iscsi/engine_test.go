@@ -516,6 +516,16 @@ func TestAbortTask(t *testing.T) {
 	}
 }
 
+// logout sends an immediate Logout Request that closes the session.
+func (in *rawInit) logout(itt uint32) {
+	var b BHS
+	b[0] = byte(OpLogoutReq) | immediateBit
+	b[1] = finalBit | byte(LogoutCloseSession)
+	b.put32(16, itt)
+	b.put32(24, in.cmdSN)
+	in.sendRaw(&b, nil)
+}
+
 func TestNopAndLogout(t *testing.T) {
 	tt := newTestTarget(t, nil)
 	in := tt.dial()
@@ -531,12 +541,7 @@ func TestNopAndLogout(t *testing.T) {
 	if f.BHS.Opcode() != OpNOPIn || f.BHS.ITT() != 77 || string(f.Data) != "ping" {
 		t.Fatalf("NOP: %s itt %d data %q", f.BHS.Opcode(), f.BHS.ITT(), f.Data)
 	}
-	b = BHS{}
-	b[0] = byte(OpLogoutReq) | immediateBit
-	b[1] = finalBit | byte(LogoutCloseSession)
-	b.put32(16, 78)
-	b.put32(24, in.cmdSN)
-	in.sendRaw(&b, nil)
+	in.logout(78)
 	f = in.read()
 	if f.BHS.Opcode() != OpLogoutResp || f.BHS[2] != byte(LogoutOK) {
 		t.Fatalf("logout: %s %d", f.BHS.Opcode(), f.BHS[2])
@@ -566,12 +571,7 @@ func TestLogoutAnswersRunningTasksFirst(t *testing.T) {
 		in.login(1)
 		itt := in.scsi([]byte{0xc0, 0, 0, 0, 0, 0}, false, false, 0, true, nil, false)
 		<-tt.h.started
-		var b BHS
-		b[0] = byte(OpLogoutReq) | immediateBit
-		b[1] = finalBit | byte(LogoutCloseSession)
-		b.put32(16, 0x2000)
-		b.put32(24, in.cmdSN)
-		in.sendRaw(&b, nil)
+		in.logout(0x2000)
 		go func() { time.Sleep(time.Duration(i%4) * time.Millisecond); close(tt.h.release) }()
 		f := in.read()
 		if f.BHS.Opcode() != OpSCSIResponse || f.BHS.ITT() != itt {

@@ -86,11 +86,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		in.login(1)
 		in.scsi(read10(0, 8), true, false, 4096, true, nil, false)
 		in.readAll(in.itt-1, 1<<20)
-		var b BHS
-		b[0] = byte(OpLogoutReq) | immediateBit
-		b[1] = finalBit
-		b.put32(24, in.cmdSN)
-		in.sendRaw(&b, nil)
+		in.logout(0)
 		in.read()
 		// Abrupt close with a task waiting for data and one running.
 		in2 := tt.dial()
