@@ -33,6 +33,7 @@ import (
 	"unsafe"
 
 	"github.com/rs/zerolog"
+	"github.com/sanbridge/sanbridge/sgio/scsi"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,21 +64,6 @@ func openIntegration(tb testing.TB, opts ...Option) *SG {
 	return s
 }
 
-func cdbInquiry(page byte, evpd bool, n int) []byte {
-	c := []byte{0x12, 0, page, byte(n >> 8), byte(n), 0}
-	if evpd {
-		c[1] = 1
-	}
-	return c
-}
-
-func cdbReadCapacity16(n int) []byte {
-	c := make([]byte, 16)
-	c[0], c[1] = 0x9e, 0x10
-	binary.BigEndian.PutUint32(c[10:], uint32(n))
-	return c
-}
-
 func cdbRW16(op byte, lba uint64, blocks uint32) []byte {
 	c := make([]byte, 16)
 	c[0] = op
@@ -100,7 +86,7 @@ func capacity(tb testing.TB, s *SG) (uint64, int) {
 	// A unit attention (power on, REPORTED LUNS DATA HAS CHANGED after
 	// the rig's scsi_debug setup) is reported once: retry past it.
 	for try := 0; try < 4; try++ {
-		res, err = s.Do(context.Background(), &Request{CDB: cdbReadCapacity16(len(buf)), Dir: DirFromDevice, Data: buf})
+		res, err = s.Do(context.Background(), &Request{CDB: scsi.ReadCapacity16CDB(uint32(len(buf))), Dir: DirFromDevice, Data: buf})
 		if err != nil {
 			tb.Fatalf("READ CAPACITY(16): %v", err)
 		}
@@ -132,7 +118,7 @@ func TestIntegrationInquiry(t *testing.T) {
 		t.Errorf("unexpected info: %+v", info)
 	}
 	buf := make([]byte, 96)
-	res, err := s.Do(context.Background(), &Request{CDB: cdbInquiry(0, false, len(buf)), Dir: DirFromDevice, Data: buf})
+	res, err := s.Do(context.Background(), &Request{CDB: scsi.InquiryCDB(false, 0, uint16(len(buf))), Dir: DirFromDevice, Data: buf})
 	mustGood(t, "INQUIRY", res, err)
 	n := res.Transferred(len(buf))
 	if n < 36 {
@@ -156,7 +142,7 @@ func TestIntegrationInquiry(t *testing.T) {
 
 	// Supported VPD pages: the page code echoes back.
 	vpd := make([]byte, 255)
-	res, err = s.Do(context.Background(), &Request{CDB: cdbInquiry(0, true, len(vpd)), Dir: DirFromDevice, Data: vpd})
+	res, err = s.Do(context.Background(), &Request{CDB: scsi.InquiryCDB(true, 0, uint16(len(vpd))), Dir: DirFromDevice, Data: vpd})
 	mustGood(t, "INQUIRY VPD 0x00", res, err)
 	if vpd[1] != 0 || int(vpd[3]) > res.Transferred(len(vpd))-4 {
 		t.Errorf("VPD 0x00 header % x, %d bytes", vpd[:4], res.Transferred(len(vpd)))

@@ -100,25 +100,17 @@ func (q *querier) in(ctx context.Context, name string, cdb []byte, n int) ([]byt
 	return nil, last
 }
 
-func inquiryCDB(evpd bool, page byte, n int) []byte {
-	c := []byte{0x12, 0, page, byte(n >> 8), byte(n), 0}
-	if evpd {
-		c[1] = 0x01
-	}
-	return c
-}
-
 // vpd reads a whole VPD page: first with an allocation length of 255
 // (some devices reject more), again with the page's length if longer.
 func (q *querier) vpd(ctx context.Context, page byte) ([]byte, error) {
 	name := fmt.Sprintf("INQUIRY VPD %02xh", page)
-	b, err := q.in(ctx, name, inquiryCDB(true, page, 255), 255)
+	b, err := q.in(ctx, name, scsi.InquiryCDB(true, page, 255), 255)
 	if err != nil {
 		return nil, err
 	}
 	if len(b) >= 4 {
 		if n := 4 + int(binary.BigEndian.Uint16(b[2:4])); n > 255 {
-			return q.in(ctx, name, inquiryCDB(true, page, n), n)
+			return q.in(ctx, name, scsi.InquiryCDB(true, page, uint16(min(n, 0xffff))), n)
 		}
 	}
 	return b, nil
@@ -127,9 +119,7 @@ func (q *querier) vpd(ctx context.Context, page byte) ([]byte, error) {
 // capacity reads READ CAPACITY(16), falling back to READ CAPACITY(10)
 // for devices without it.
 func (q *querier) capacity(ctx context.Context) (Capacity, error) {
-	cdb := make([]byte, 16)
-	cdb[0], cdb[1], cdb[13] = 0x9e, 0x10, 32
-	b, err16 := q.in(ctx, "READ CAPACITY(16)", cdb, 32)
+	b, err16 := q.in(ctx, "READ CAPACITY(16)", scsi.ReadCapacity16CDB(32), 32)
 	if err16 == nil {
 		return ParseReadCapacity16(b)
 	}
@@ -152,7 +142,7 @@ func queryDevice(ctx context.Context, dev sgio.Device, timeout time.Duration, d 
 	q := &querier{dev: dev, timeout: timeout}
 	problem := func(err error) { d.Problems = append(d.Problems, err.Error()) }
 
-	if b, err := q.in(ctx, "INQUIRY", inquiryCDB(false, 0, 96), 96); err != nil {
+	if b, err := q.in(ctx, "INQUIRY", scsi.InquiryCDB(false, 0, 96), 96); err != nil {
 		problem(err)
 	} else if inq, err := ParseInquiry(b); err != nil {
 		problem(fmt.Errorf("INQUIRY: %w", err))

@@ -197,7 +197,7 @@ func TestExecuteErrors(t *testing.T) {
 	}
 	// Bidirectional requests read into ReadData.
 	rd := make([]byte, 36)
-	if err := d.Execute(context.Background(), &sgio.Request{CDB: cdbInquiry(false, 0, 36), Dir: sgio.DirBidi, ReadData: rd}, &res); err != nil {
+	if err := d.Execute(context.Background(), &sgio.Request{CDB: scsi.InquiryCDB(false, 0, 36), Dir: sgio.DirBidi, ReadData: rd}, &res); err != nil {
 		t.Fatal(err)
 	}
 	if rd[2] != 6 {

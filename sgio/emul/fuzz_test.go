@@ -17,7 +17,7 @@ import (
 // inside the buffer.
 func FuzzCDB(f *testing.F) {
 	seeds := [][]byte{
-		cdbInquiry(true, 0xb0, 64),
+		scsi.InquiryCDB(true, 0xb0, 64),
 		cdb10(0x28, 0, 0, 1),
 		cdb16(0x8a, 0x08, 3, 2),
 		cdbWS16(0x08, 0, 0),

@@ -129,21 +129,6 @@ func cdb16(op byte, flags byte, lba uint64, n uint32) []byte {
 	return c
 }
 
-func cdbInquiry(evpd bool, page byte, alloc uint16) []byte {
-	c := []byte{0x12, 0, page, byte(alloc >> 8), byte(alloc), 0}
-	if evpd {
-		c[1] = 1
-	}
-	return c
-}
-
-func cdbReadCapacity16(alloc uint32) []byte {
-	c := make([]byte, 16)
-	c[0], c[1] = 0x9e, 0x10
-	binary.BigEndian.PutUint32(c[10:], alloc)
-	return c
-}
-
 func cdbGetLBAStatus(lba uint64, alloc uint32) []byte {
 	c := make([]byte, 16)
 	c[0], c[1] = 0x9e, 0x12

@@ -11,7 +11,7 @@ import (
 func TestInquiryStandard(t *testing.T) {
 	d := newDisk(t, Config{SizeBytes: 1 << 20, Vendor: "ACME", Product: "Disk", Revision: "1.0", Serial: "S1"})
 	buf := make([]byte, 260)
-	res := exec(t, d, cdbInquiry(false, 0, 260), buf)
+	res := exec(t, d, scsi.InquiryCDB(false, 0, 260), buf)
 	good(t, res)
 	if got := len(buf) - res.Resid; got != 96 || res.Wanted != 96 {
 		t.Fatalf("returned %d bytes, wanted %d; want 96", got, res.Wanted)
@@ -38,10 +38,10 @@ func TestInquiryStandard(t *testing.T) {
 func TestInquiryAllocationLength(t *testing.T) {
 	d := memDisk(t)
 	full := make([]byte, 96)
-	good(t, exec(t, d, cdbInquiry(false, 0, 96), full))
+	good(t, exec(t, d, scsi.InquiryCDB(false, 0, 96), full))
 	for alloc := 0; alloc < 300; alloc++ {
 		buf := make([]byte, 300)
-		res := exec(t, d, cdbInquiry(false, 0, uint16(alloc)), buf)
+		res := exec(t, d, scsi.InquiryCDB(false, 0, uint16(alloc)), buf)
 		good(t, res)
 		n := len(buf) - res.Resid
 		if n != min(alloc, 96) || !bytes.Equal(buf[:n], full[:n]) {
@@ -50,14 +50,14 @@ func TestInquiryAllocationLength(t *testing.T) {
 	}
 	// 16-bit allocation length: 511 and 512 return the same data.
 	a, b := make([]byte, 512), make([]byte, 512)
-	ra := exec(t, d, cdbInquiry(false, 0, 511), a)
-	rb := exec(t, d, cdbInquiry(false, 0, 512), b)
+	ra := exec(t, d, scsi.InquiryCDB(false, 0, 511), a)
+	rb := exec(t, d, scsi.InquiryCDB(false, 0, 512), b)
 	if ra.Resid != rb.Resid || !bytes.Equal(a, b) {
 		t.Fatal("511 and 512 differ")
 	}
 	// A buffer smaller than the data: Wanted reports what the device had.
 	small := make([]byte, 10)
-	res := exec(t, d, cdbInquiry(false, 0, 255), small)
+	res := exec(t, d, scsi.InquiryCDB(false, 0, 255), small)
 	if res.Resid != 0 || res.Wanted != 96 {
 		t.Fatalf("resid %d wanted %d", res.Resid, res.Wanted)
 	}
@@ -66,11 +66,11 @@ func TestInquiryAllocationLength(t *testing.T) {
 func TestInquiryInvalid(t *testing.T) {
 	d := memDisk(t)
 	// EVPD=0 with a page code (libiscsi Inquiry.EVPD).
-	invalidField(t, exec(t, d, cdbInquiry(false, 1, 256), make([]byte, 256)), 2, 7)
+	invalidField(t, exec(t, d, scsi.InquiryCDB(false, 1, 256), make([]byte, 256)), 2, 7)
 	// Unknown VPD page.
-	invalidField(t, exec(t, d, cdbInquiry(true, 0x87, 256), make([]byte, 256)), 2, 7)
+	invalidField(t, exec(t, d, scsi.InquiryCDB(true, 0x87, 256), make([]byte, 256)), 2, 7)
 	// CMDDT (obsolete) is not accepted.
-	c := cdbInquiry(false, 0, 36)
+	c := scsi.InquiryCDB(false, 0, 36)
 	c[1] = 0x02
 	invalidField(t, exec(t, d, c, make([]byte, 36)), 1, 1)
 }
@@ -78,7 +78,7 @@ func TestInquiryInvalid(t *testing.T) {
 func vpd(t *testing.T, d *Disk, page byte) []byte {
 	t.Helper()
 	buf := make([]byte, 255)
-	res := exec(t, d, cdbInquiry(true, page, 255), buf)
+	res := exec(t, d, scsi.InquiryCDB(true, page, 255), buf)
 	good(t, res)
 	b := buf[:len(buf)-res.Resid]
 	if len(b) < 4 || b[1] != page || b[0] != 0 {
@@ -164,14 +164,14 @@ func TestReadCapacity(t *testing.T) {
 
 	for alloc := uint32(0); alloc <= 40; alloc++ {
 		b := make([]byte, 64)
-		res := exec(t, d, cdbReadCapacity16(alloc), b)
+		res := exec(t, d, scsi.ReadCapacity16CDB(alloc), b)
 		good(t, res)
 		if n := len(b) - res.Resid; n != int(min(alloc, 32)) {
 			t.Fatalf("alloc %d: %d bytes", alloc, n)
 		}
 	}
 	b := make([]byte, 32)
-	good(t, exec(t, d, cdbReadCapacity16(32), b))
+	good(t, exec(t, d, scsi.ReadCapacity16CDB(32), b))
 	want := make([]byte, 32)
 	copy(want, []byte{0, 0, 0, 0, 0, 0, 0x07, 0xff, 0, 0, 0x10, 0, 0, 0, 0xc0, 0})
 	if !bytes.Equal(b, want) {
@@ -188,7 +188,7 @@ func TestReadCapacity10Overflow(t *testing.T) {
 		t.Fatalf("READ CAPACITY(10) % x, want FFFFFFFFh", buf)
 	}
 	b := make([]byte, 32)
-	good(t, exec(t, d, cdbReadCapacity16(32), b))
+	good(t, exec(t, d, scsi.ReadCapacity16CDB(32), b))
 	if binary.BigEndian.Uint64(b) != 4<<40/512-1 {
 		t.Fatalf("READ CAPACITY(16) % x", b[:8])
 	}

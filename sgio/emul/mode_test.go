@@ -257,7 +257,7 @@ func TestStartStopUnit(t *testing.T) {
 	good(t, exec(t, d, []byte{0x1b, 0, 0, 0, 0x00, 0}, nil)) // stop
 	checkSense(t, exec(t, d, tur, nil), scsi.SenseNotReady, scsi.ASCNotReadyInitCommandRequired)
 	checkSense(t, exec(t, d, cdb10(0x28, 0, 0, 1), buf), scsi.SenseNotReady, scsi.ASCNotReadyInitCommandRequired)
-	good(t, exec(t, d, cdbInquiry(false, 0, 36), buf))
+	good(t, exec(t, d, scsi.InquiryCDB(false, 0, 36), buf))
 	good(t, exec(t, d, cdb10(0x25, 0, 0, 0), buf))
 	res := exec(t, d, []byte{0x03, 0, 0, 0, 18, 0}, buf)
 	good(t, res)

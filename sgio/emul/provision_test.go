@@ -245,7 +245,7 @@ func TestFullyProvisioned(t *testing.T) {
 	invalidField(t, exec(t, d, cdbWS16(0x08, 0, 1), make([]byte, bs)), 1, 3)
 	good(t, exec(t, d, cdbWS16(0x01, 0, 1), nil)) // NDOB still works
 	b := make([]byte, 32)
-	good(t, exec(t, d, cdbReadCapacity16(32), b))
+	good(t, exec(t, d, scsi.ReadCapacity16CDB(32), b))
 	if b[14] != 0 {
 		t.Fatalf("LBPME/LBPRZ set: % x", b[14])
 	}

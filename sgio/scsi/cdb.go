@@ -328,3 +328,22 @@ func TransferInfo(cdb []byte) (lba uint64, blocks uint32, ok bool) {
 	}
 	return r.LBA, r.Blocks, true
 }
+
+// InquiryCDB builds an INQUIRY CDB (SPC-4 6.6): the standard data, or with
+// evpd the vital product data page page; alloc is the allocation length.
+func InquiryCDB(evpd bool, page byte, alloc uint16) []byte {
+	c := []byte{byte(OpInquiry), 0, page, byte(alloc >> 8), byte(alloc), 0}
+	if evpd {
+		c[1] = 0x01
+	}
+	return c
+}
+
+// ReadCapacity16CDB builds a READ CAPACITY(16) CDB (SBC-3 5.16) with
+// allocation length alloc.
+func ReadCapacity16CDB(alloc uint32) []byte {
+	c := make([]byte, 16)
+	c[0], c[1] = byte(OpServiceActionIn16), byte(SAReadCapacity16)
+	binary.BigEndian.PutUint32(c[10:], alloc)
+	return c
+}

@@ -1,6 +1,7 @@
 package scsi
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -189,4 +190,23 @@ func FuzzDecodeRW(f *testing.F) {
 		_ = r.DataBlocks()
 		_ = r.Kind.String()
 	})
+}
+
+func TestCDBBuilders(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		got  []byte
+		want []byte
+	}{
+		{"standard INQUIRY", InquiryCDB(false, 0, 96), []byte{0x12, 0, 0, 0, 96, 0}},
+		{"VPD 83h", InquiryCDB(true, 0x83, 0x1234), []byte{0x12, 1, 0x83, 0x12, 0x34, 0}},
+		{"READ CAPACITY(16)", ReadCapacity16CDB(32), []byte{0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0}},
+	} {
+		if !bytes.Equal(tc.got, tc.want) {
+			t.Errorf("%s: % x, want % x", tc.name, tc.got, tc.want)
+		}
+		if n, err := CDBLen(tc.got); err != nil || n != len(tc.got) {
+			t.Errorf("%s: CDBLen %d, %v; want %d", tc.name, n, err, len(tc.got))
+		}
+	}
 }
