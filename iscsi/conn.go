@@ -190,6 +190,15 @@ func (c *conn) enqueue(it outItem) {
 	select {
 	case c.out <- it:
 	case <-c.sendDone:
+		c.discard(it)
+		return
+	}
+	// The send loop may have ended meanwhile, after its last drain: free
+	// what it left (a task may hold a device's lent buffer).
+	select {
+	case <-c.sendDone:
+		c.drain()
+	default:
 	}
 }
 
@@ -292,7 +301,10 @@ func (s *Server) hasTSIH(tsih uint16) bool {
 // sendLoop writes queued PDUs, assigning StatSN and the CmdSN window at
 // the moment each is encoded, and flushes when the queue runs dry.
 func (c *conn) sendLoop() {
-	defer close(c.sendDone)
+	defer func() {
+		close(c.sendDone)
+		c.drain() // what was queued while it ended (see enqueue)
+	}()
 	it := &c.cur
 	for {
 		*it = outItem{}
@@ -373,12 +385,17 @@ func (c *conn) drain() {
 	for {
 		select {
 		case it := <-c.out:
-			if it.kind == itemComplete {
-				c.srv.putTask(it.t)
-			}
+			c.discard(it)
 		default:
 			return
 		}
+	}
+}
+
+// discard frees an item that will not be sent.
+func (c *conn) discard(it outItem) {
+	if it.kind == itemComplete {
+		c.srv.putTask(it.t)
 	}
 }
 

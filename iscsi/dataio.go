@@ -72,6 +72,9 @@ func (s *Server) getTask() *task {
 }
 
 func (s *Server) putTask(t *task) {
+	if t.resp.Release != nil {
+		t.resp.Release()
+	}
 	s.pool.put(t.rbuf)
 	s.pool.put(t.wbuf)
 	*t = task{}
@@ -300,8 +303,12 @@ func (c *conn) execute(t *task) {
 	} else {
 		resp = Response{ServiceFailure: true}
 	}
-	if resp.ReadLen < 0 || resp.ReadLen > len(cmd.ReadBuf) {
-		resp.ReadLen = len(cmd.ReadBuf)
+	limit := len(cmd.ReadBuf)
+	if resp.ReadData != nil {
+		limit = min(limit, len(resp.ReadData))
+	}
+	if resp.ReadLen < 0 || resp.ReadLen > limit {
+		resp.ReadLen = limit
 	}
 	t.resp = resp
 	if len(resp.Sense) > 0 {
@@ -347,7 +354,10 @@ func (c *conn) sendCompletion(t *task, din *DataIn) error {
 	r := &t.resp
 	p := &c.params
 	data := []byte(nil)
-	if t.rbuf != nil {
+	switch {
+	case r.ReadData != nil:
+		data = r.ReadData[:r.ReadLen]
+	case t.rbuf != nil:
 		data = t.rbuf.b[:r.ReadLen]
 	}
 	var rOver, rUnder bool

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ type memHandler struct {
 	started chan uint32
 	ended   []Nexus
 	tmfs    []TMFunction
+	lent    atomic.Int32 // lent buffers released (opcodes 0xC1, 0xC2)
 }
 
 func newMemHandler(blocks int) *memHandler {
@@ -50,6 +52,16 @@ func (h *memHandler) Execute(ctx context.Context, cmd *Command) Response {
 		}
 		copy(h.data[lba*512:lba*512+n], cmd.WriteData[:min(n, len(cmd.WriteData))])
 		return Response{Wanted: n}
+	case 0xc1, 0xc2:
+		// A read whose data the handler lends (Response.ReadData): the
+		// CDB's bytes 2..5 give its length, the data is lentPattern.
+		// 0xC2 first waits like 0xC0.
+		if cdb[0] == 0xc2 {
+			h.started <- cmd.Tag
+			<-ctx.Done()
+		}
+		n := int(binary.BigEndian.Uint32(cdb[2:6]))
+		return Response{ReadData: lentPattern(n), ReadLen: n, Release: func() { h.lent.Add(1) }}
 	case 0xc0:
 		h.started <- cmd.Tag
 		select {
@@ -582,6 +594,69 @@ func TestLogoutAnswersRunningTasksFirst(t *testing.T) {
 			t.Fatalf("round %d: then %s, want the Logout Response", i, f.BHS.Opcode())
 		}
 	}
+}
+
+func lentPattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>8)
+	}
+	return b
+}
+
+// TestLentReadData: data-in a handler lends (Response.ReadData) is what
+// goes out, small (copied into the writer's buffer) and large (sent
+// from the lent buffer itself), and each lent buffer is released once,
+// also when the task ends without a response.
+func TestLentReadData(t *testing.T) {
+	tt := newTestTarget(t, nil)
+	in := tt.dial()
+	in.login(1)
+	waitLent := func(want int32) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); tt.h.lent.Load() != want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d lent buffers released, want %d", tt.h.lent.Load(), want)
+			}
+		}
+	}
+	for i, n := range []int{4096, 100 << 10} {
+		cdb := []byte{0xc1, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(cdb[2:], uint32(n))
+		// The initiator expects less than the handler lends: the engine
+		// sends the expected length, with an overflow residual.
+		edtl := uint32(n - 512)
+		itt := in.scsi(cdb, true, false, edtl, true, nil, false)
+		var got []byte
+		for {
+			f := in.read()
+			if f.BHS.ITT() != itt {
+				t.Fatalf("PDU %s for ITT %#x", f.BHS.Opcode(), f.BHS.ITT())
+			}
+			if f.BHS.Opcode() == OpSCSIDataIn {
+				got = append(got, f.Data...)
+				if f.BHS[1]&0x01 != 0 {
+					break
+				}
+				continue
+			}
+			if f.BHS.Opcode() != OpSCSIResponse || f.BHS[3] != 0 {
+				t.Fatalf("%s status %#x", f.BHS.Opcode(), f.BHS[3])
+			}
+			break
+		}
+		if !bytes.Equal(got, lentPattern(n)[:edtl]) {
+			t.Fatalf("%d bytes lent: %d bytes of data-in, not the lent ones", n, len(got))
+		}
+		waitLent(int32(i + 1))
+	}
+	// A task that ends without a response: its connection is lost while
+	// the handler waits; the handler then lends a buffer all the same.
+	cdb := []byte{0xc2, 0, 0, 0, 16, 0}
+	in.scsi(cdb, true, false, 4096, true, nil, false)
+	<-tt.h.started
+	in.nc.Close()
+	waitLent(3)
 }
 
 func TestOversizedSegmentRejected(t *testing.T) {

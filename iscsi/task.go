@@ -58,8 +58,17 @@ type Response struct {
 	Status byte
 	// Sense is the sense data for CHECK CONDITION; the engine copies it.
 	Sense []byte
-	// ReadLen is how many bytes of ReadBuf hold data-in.
+	// ReadLen is how many bytes of ReadBuf (or of ReadData) hold data-in.
 	ReadLen int
+	// ReadData, when non-nil, holds the data-in instead of ReadBuf: a
+	// handler whose device lends its own buffer returns it here rather
+	// than copy it into ReadBuf. The engine sends at most len(ReadBuf)
+	// bytes of it.
+	ReadData []byte
+	// Release, when non-nil, is called exactly once when the engine no
+	// longer needs ReadData: after the data is sent, or when the task
+	// ends without a response (aborted, connection lost).
+	Release func()
 	// Wanted is how many bytes the CDB itself asked to transfer in its
 	// data direction (the read part for bidirectional commands), when the
 	// handler knows. The engine reports residual overflow when Wanted

@@ -162,7 +162,17 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 	case cmd.Read:
 		req.Dir, req.Data = sgio.DirFromDevice, cmd.ReadBuf
 	}
-	if err := lu.Dev.Execute(ctx, req, res); err != nil {
+	var err error
+	var lent []byte
+	var release func()
+	if l, ok := lu.Dev.(sgio.Lender); ok && req.Dir == sgio.DirFromDevice {
+		// The device may lend its own buffer: the engine sends from it
+		// and gives it back (Response.Release), saving a copy.
+		lent, release, err = l.ExecuteLent(ctx, req, res)
+	} else {
+		err = lu.Dev.Execute(ctx, req, res)
+	}
+	if err != nil {
 		r := errorResponse(err)
 		log.Warn().Err(err).Uint64("lun", lu.ID).Hex("cdb", cdb).Msg("device request failed")
 		return r
@@ -175,6 +185,9 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 		}
 	}
 	resp := iscsi.Response{Status: res.Status, Wanted: res.Wanted}
+	if release != nil {
+		resp.ReadData, resp.Release = lent, release
+	}
 	switch req.Dir {
 	case sgio.DirFromDevice:
 		resp.ReadLen = res.Transferred(len(req.Data))
@@ -182,6 +195,9 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 		resp.ReadLen = res.Transferred(len(req.ReadData))
 	}
 	if res.HostStatus != 0 || res.DriverStatus&^driverSense != 0 {
+		if release != nil {
+			release() // no data goes out
+		}
 		return transportResponse(res)
 	}
 	if res.Status == sgio.StatusCheckCondition {

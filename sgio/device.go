@@ -136,6 +136,21 @@ type Device interface {
 	Close() error
 }
 
+// Lender is implemented by devices that can leave a command's data-in
+// where the device put it and lend it to the caller, sparing a copy into
+// Request.Data (the SG backend's solo descriptor, see WithSolo).
+type Lender interface {
+	// ExecuteLent is Execute for a data-in request (DirFromDevice), but
+	// the data may stay in memory the device owns: data holds what the
+	// device sent, either a prefix of req.Data or a lent buffer. When
+	// release is non-nil the buffer is lent: the caller must call
+	// release exactly once when done with data, and until then the
+	// device keeps the buffer for this caller (Close waits for it).
+	// On error, or for other directions, it behaves as Execute (data is
+	// nil) and release is nil.
+	ExecuteLent(ctx context.Context, req *Request, res *Result) (data []byte, release func(), err error)
+}
+
 // Sentinel errors callers branch on with errors.Is.
 var (
 	// ErrGone: the device was removed (ENODEV, ENXIO).

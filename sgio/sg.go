@@ -44,6 +44,7 @@ type sgOptions struct {
 	sysfsRoot string
 	syncIO    bool
 	poll      time.Duration
+	solo      bool
 }
 
 func defaultOptions() sgOptions {
@@ -53,6 +54,7 @@ func defaultOptions() sgOptions {
 		log:       zerolog.Nop(),
 		sysfsRoot: "/sys",
 		poll:      DefaultPollWindow,
+		solo:      true,
 	}
 }
 
@@ -118,6 +120,17 @@ func WithSyncIO() Option {
 // the device's own lone command leaves them nearly all free.
 func WithPollWindow(d time.Duration) Option {
 	return func(o *sgOptions) { o.poll = d }
+}
+
+// WithSolo turns the solo descriptor on or off (default on). A data-in
+// command submitted while nothing else is in flight then runs on a
+// descriptor of its own whose sg reserved buffer (up to 256 KiB, within
+// the device's transfer limit) is mapped into the process
+// (SG_FLAG_MMAP_IO): the data is copied once, from that buffer into the
+// caller's, instead of by the kernel into a bounce buffer and again from
+// there. [Info].MappedReserve reports the mapped size.
+func WithSolo(on bool) Option {
+	return func(o *sgOptions) { o.solo = on }
 }
 
 func (o *sgOptions) validate() error {
@@ -198,6 +211,9 @@ type Info struct {
 	Polled bool
 	// ReservedSize is the sg reserved buffer size per descriptor.
 	ReservedSize int
+	// MappedReserve is the size of the reserved buffer mapped for lone
+	// data-in commands (see [WithSolo]); 0 when there is none.
+	MappedReserve int
 	// SGTableSize is the host's scatter-gather table size (SG_GET_SG_TABLESIZE).
 	SGTableSize int
 	// MaxSectorsBytes is the queue's max_sectors in bytes (BLKSECTGET on sg).

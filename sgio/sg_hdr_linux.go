@@ -127,12 +127,14 @@ const (
 	sgGetReservedSize  = 0x2272 // SG_GET_RESERVED_SIZE
 	sgGetSGTablesize   = 0x227f // SG_GET_SG_TABLESIZE
 	sgSetForcePackID   = 0x227b // SG_SET_FORCE_PACK_ID
+	sgSetReservedSize  = 0x2275 // SG_SET_RESERVED_SIZE
 	blkSectGet         = 0x1267 // BLKSECTGET, answered by sg with bytes
 	sgInterfaceID      = 'S'
 	sgDxferNone        = -1    // SG_DXFER_NONE
 	sgDxferToDev       = -2    // SG_DXFER_TO_DEV
 	sgDxferFromDev     = -3    // SG_DXFER_FROM_DEV
 	sgFlagQAtTail      = 0x10  // SG_FLAG_Q_AT_TAIL: queue behind earlier commands
+	sgFlagMmapIO       = 0x4   // SG_FLAG_MMAP_IO: data-in stays in the mapped reserved buffer
 	sgInfoOKMask       = 0x1   // SG_INFO_OK_MASK
 	sgMaxCDB           = 252   // SG_MAX_CDB_SIZE
 	senseBufferLen     = 252   // SPC-4 maximum sense length (the kernel copies at most 96)

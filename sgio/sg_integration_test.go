@@ -114,7 +114,8 @@ func TestIntegrationInquiry(t *testing.T) {
 	s := openIntegration(t)
 	info := s.Info()
 	t.Logf("info %+v limits %+v", info, s.Limits())
-	if !info.Async || info.Version < sgMinVersion || info.Descriptors != 2 {
+	// Default depth 32: two descriptors of 16 commands, and the solo one.
+	if !info.Async || info.Version < sgMinVersion || info.Descriptors != 3 || info.MappedReserve == 0 {
 		t.Errorf("unexpected info: %+v", info)
 	}
 	buf := make([]byte, 96)
@@ -505,13 +506,125 @@ func TestIntegrationPolled(t *testing.T) {
 	for i := range buf {
 		buf[i] = 0x5a
 	}
-	// The command completes a few milliseconds later; the next one
-	// waits for its slot (depth 1), so by then the kernel is done.
+	// The command completes a few milliseconds later: wait until the
+	// reaper has collected it, so the kernel is done with it.
+	for deadline := time.Now().Add(10 * time.Second); s.pending.Load() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cancelled command was never collected")
+		}
+	}
 	res, err = s.Do(context.Background(), &Request{CDB: cdbRW16(opRead16, 0, 1), Dir: DirFromDevice, Data: make([]byte, bs)})
 	mustGood(t, "READ(16) after the cancelled one", res, err)
 	for i, c := range buf {
 		if c != 0x5a {
 			t.Fatalf("buffer of the cancelled read written after Do returned (byte %d = %#x)", i, c)
+		}
+	}
+}
+
+// TestIntegrationSolo checks the solo descriptor: lone data-in commands
+// run there with the data left in the mapped reserved buffer, the caller
+// gets the device's bytes and only those (a short transfer must not hand
+// over an earlier command's data from the reserved buffer), and reads
+// larger than the buffer, or with the solo descriptor turned off, take
+// the ordinary path with the same data.
+func TestIntegrationSolo(t *testing.T) {
+	off := openIntegration(t, WithSolo(false))
+	if off.Info().MappedReserve != 0 || off.solo != nil {
+		t.Fatalf("WithSolo(false): mapped %d", off.Info().MappedReserve)
+	}
+	s := openIntegration(t, WithQueueDepth(4))
+	info := s.Info()
+	if info.MappedReserve < 4096 || info.Descriptors != 2 {
+		t.Fatalf("solo descriptor: mapped %d bytes, %d descriptors; want at least 4096 and 2", info.MappedReserve, info.Descriptors)
+	}
+	if info.MappedReserve > soloReserve || info.MappedReserve > s.Limits().MaxTransferBytes {
+		t.Fatalf("mapped %d bytes, more than asked for (limit %d)", info.MappedReserve, s.Limits().MaxTransferBytes)
+	}
+	_, bs := capacity(t, s)
+	ctx := context.Background()
+	big := (info.MappedReserve/bs + 8) * bs // more than the reserved buffer holds
+	nblk := uint32(big / bs)
+	const lba = 64
+	saved := make([]byte, big)
+	res, err := s.Do(ctx, &Request{CDB: cdbRW16(opRead16, lba, nblk), Dir: DirFromDevice, Data: saved})
+	mustGood(t, "READ(16) save", res, err)
+	t.Cleanup(func() {
+		res, err := s.Do(ctx, &Request{CDB: cdbRW16(opWrite16, lba, nblk), Dir: DirToDevice, Data: saved})
+		mustGood(t, "WRITE(16) restore", res, err)
+	})
+	want := make([]byte, big)
+	pattern(want, 42)
+	res, err = s.Do(ctx, &Request{CDB: cdbRW16(opWrite16, lba, nblk), Dir: DirToDevice, Data: want})
+	mustGood(t, "WRITE(16)", res, err)
+
+	for _, n := range []int{1, 8, info.MappedReserve / bs} {
+		for _, c := range []context.Context{ctx, t.Context()} {
+			got := make([]byte, n*bs)
+			res, err := s.Do(c, &Request{CDB: cdbRW16(opRead16, lba, uint32(n)), Dir: DirFromDevice, Data: got})
+			mustGood(t, fmt.Sprintf("READ(16) of %d blocks", n), res, err)
+			if !bytes.Equal(got, want[:n*bs]) {
+				t.Fatalf("READ(16) of %d blocks on the solo descriptor: wrong data", n)
+			}
+			if !bytes.Equal(s.solo.mapped[:n*bs], want[:n*bs]) {
+				t.Fatalf("READ(16) of %d blocks did not run on the solo descriptor", n)
+			}
+		}
+	}
+	for _, d := range []*SG{s, off} {
+		got := make([]byte, big)
+		res, err = d.Do(t.Context(), &Request{CDB: cdbRW16(opRead16, lba, nblk), Dir: DirFromDevice, Data: got})
+		mustGood(t, "READ(16) larger than the reserved buffer", res, err)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("READ(16) of %d bytes (solo %v): wrong data", big, d.solo != nil)
+		}
+	}
+
+	// Lent data: ExecuteLent leaves a lone read's data in the mapped
+	// buffer; while it is lent, lone reads take the ordinary path.
+	req := &Request{CDB: cdbRW16(opRead16, lba, 8), Dir: DirFromDevice, Data: make([]byte, 8*bs)}
+	var lres Result
+	data, release, err := s.ExecuteLent(t.Context(), req, &lres)
+	mustGood(t, "lent READ(16)", &lres, err)
+	if release == nil || len(data) != 8*bs || &data[0] != &s.solo.mapped[0] || !bytes.Equal(data, want[:8*bs]) {
+		t.Fatalf("lent READ(16): release %v, %d bytes, wrong data or not the mapped buffer", release != nil, len(data))
+	}
+	got := make([]byte, 8*bs)
+	res, err = s.Do(ctx, &Request{CDB: cdbRW16(opRead16, lba+8, 8), Dir: DirFromDevice, Data: got})
+	mustGood(t, "READ(16) while the solo buffer is lent", res, err)
+	if !bytes.Equal(got, want[8*bs:16*bs]) || !bytes.Equal(data, want[:8*bs]) {
+		t.Fatal("a read while the solo buffer is lent: wrong data, or the lent data changed")
+	}
+	release()
+	data, release, err = s.ExecuteLent(t.Context(), &Request{CDB: cdbRW16(opWrite16, lba, 8), Dir: DirToDevice, Data: want[:8*bs]}, &lres)
+	mustGood(t, "WRITE(16) through ExecuteLent", &lres, err)
+	if data != nil || release != nil {
+		t.Fatal("ExecuteLent lent a buffer for a write")
+	}
+	data, release, err = off.ExecuteLent(t.Context(), req, &lres)
+	mustGood(t, "ExecuteLent without the solo descriptor", &lres, err)
+	if release != nil || &data[0] != &req.Data[0] || !bytes.Equal(data, want[:8*bs]) {
+		t.Fatal("ExecuteLent without the solo descriptor: not the caller's buffer, or wrong data")
+	}
+
+	// A short transfer: INQUIRY with a long allocation length returns
+	// fewer bytes. The reserved buffer still holds the pattern read
+	// above; the caller's bytes past the transfer must stay as they were.
+	res, err = s.Do(ctx, &Request{CDB: cdbRW16(opRead16, lba, 1), Dir: DirFromDevice, Data: make([]byte, bs)})
+	mustGood(t, "READ(16)", res, err)
+	inq := bytes.Repeat([]byte{0x5a}, 252)
+	res, err = s.Do(t.Context(), &Request{CDB: scsi.InquiryCDB(false, 0, uint16(len(inq))), Dir: DirFromDevice, Data: inq})
+	mustGood(t, "INQUIRY", res, err)
+	moved := res.Transferred(len(inq))
+	if moved < 36 || moved == len(inq) {
+		t.Skipf("INQUIRY moved %d of %d bytes: no short transfer to check", moved, len(inq))
+	}
+	if !bytes.Equal(s.solo.mapped[36:moved], inq[36:moved]) {
+		t.Fatal("INQUIRY did not run on the solo descriptor")
+	}
+	for i := moved; i < len(inq); i++ {
+		if inq[i] != 0x5a {
+			t.Fatalf("INQUIRY moved %d bytes but byte %d of the caller's buffer changed to %#x (stale reserved buffer data)", moved, i, inq[i])
 		}
 	}
 }
@@ -612,11 +725,14 @@ func BenchmarkSGRead4K(b *testing.B) {
 		{"async", nil, true},
 		{"async-nocancel", nil, false},
 		{"async-unpolled", []Option{WithPollWindow(0)}, true},
+		{"async-lent", nil, true},
+		{"async-nosolo", []Option{WithSolo(false)}, true},
 		{"sync", []Option{WithSyncIO()}, false},
 	} {
 		for _, qd := range []int{1, 32} {
 			b.Run(fmt.Sprintf("%s/QD%d", mode.name, qd), func(b *testing.B) {
 				s := openIntegration(b, append([]Option{WithQueueDepth(max(qd, 1))}, mode.opts...)...)
+				lent := mode.name == "async-lent"
 				blocks, bs := capacity(b, s)
 				per := uint32(4096 / bs)
 				span := blocks / uint64(per)
@@ -645,7 +761,17 @@ func BenchmarkSGRead4K(b *testing.B) {
 							}
 							lba := uint64(i) % span * uint64(per)
 							binary.BigEndian.PutUint64(cdb[2:], lba)
-							err := s.Execute(ctx, req, &res)
+							var err error
+							if lent {
+								// What the gateway does: the data goes out
+								// from the lent buffer, which comes back.
+								var release func()
+								if _, release, err = s.ExecuteLent(ctx, req, &res); release != nil {
+									release()
+								}
+							} else {
+								err = s.Execute(ctx, req, &res)
+							}
 							if err != nil || res.Status != StatusGood {
 								b.Errorf("read: %v", err)
 								return

@@ -45,26 +45,35 @@ import (
 // see [WithPollWindow]): at queue depth 1 that saves the hand-off to the
 // reaper on every command.
 //
+// A lone data-in command runs on a descriptor of its own, the solo
+// descriptor, whose sg reserved buffer is mapped into the process (see
+// [WithSolo]): the data is copied once, from there into the caller's
+// buffer.
+//
 // A cancelled context returns from Do at once, but the command stays
 // with the kernel: its slot, with the sense buffer and the data-in
 // buffer the kernel will write into, is kept until the reaper collects
 // the completion and only then reused. Data-in travels through a slot
-// buffer whenever the context can be cancelled, so the caller's buffer
-// is never written after Do returned. (With a context that can never be
-// cancelled, Do cannot return early and the kernel fills the caller's
-// buffer directly.)
+// buffer (or the solo descriptor's mapped buffer) whenever the context
+// can be cancelled, so the caller's buffer is never written after Do
+// returned. (With a context that can never be cancelled, Do cannot
+// return early and the kernel fills the caller's buffer directly.)
 type SG struct {
 	opts   sgOptions
 	log    zerolog.Logger
 	limits Limits
 	info   Info
 
-	files   []*sgFile
-	free    chan *sgSlot           // free slots (see takeSlot)
-	spare   atomic.Pointer[sgSlot] // one free slot outside free, taken first
-	waiters atomic.Int32           // Do calls waiting on free
-	async   bool                   // write()/read() with a reaper (else one blocking call per command)
-	sgNode  bool                   // the node is an sg device (not a block device)
+	files       []*sgFile
+	free        chan *sgSlot           // free slots (see takeSlot)
+	spare       atomic.Pointer[sgSlot] // one free slot outside free, taken first
+	waiters     atomic.Int32           // Do calls waiting on free
+	solo        *sgSlot                // the lone data-in slot on its own descriptor (nil: none); see openSolo
+	soloBusy    atomic.Bool            // solo is taken
+	soloLent    atomic.Bool            // solo's buffer is lent (ExecuteLent)
+	soloRelease func()                 // returns a lent solo buffer
+	async       bool                   // write()/read() with a reaper (else one blocking call per command)
+	sgNode      bool                   // the node is an sg device (not a block device)
 
 	// The asynchronous interface.
 	pending    atomic.Int32  // commands written and not yet read back
@@ -118,6 +127,7 @@ type sgSlot struct {
 	gen    uint32
 	kbuf   []byte // data-in buffer the kernel will write into, held until harvest
 	bounce []byte // slot-owned data-in buffer
+	mapped []byte // the descriptor's reserved buffer, mapped (the solo slot only)
 	state  atomic.Uint32
 	done   chan struct{}     // capacity 1: completion signal to Do
 	rbuf   [sgIOHdrSize]byte // completion image read by this slot's Do (no Go pointers)
@@ -195,6 +205,10 @@ func Open(path string, opts ...Option) (*SG, error) {
 			s.free <- sl
 		}
 	}
+	if s.async && o.solo {
+		s.openSolo(node)
+		s.info.Descriptors = len(s.files)
+	}
 	if s.async {
 		wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 		if err != nil {
@@ -210,6 +224,61 @@ func Open(path string, opts ...Option) (*SG, error) {
 		Int("max_transfer", s.limits.MaxTransferBytes).Int("max_segments", s.limits.MaxSegments).
 		Int("queue_depth", s.limits.QueueDepth).Msg("sg device open")
 	return s, nil
+}
+
+// soloReserve is the reserved buffer size the solo descriptor asks for:
+// lone data-in commands up to this size (and the device's transfer
+// limit) use it.
+const soloReserve = 256 << 10
+
+// openSolo sets up the solo slot: a descriptor of its own whose sg
+// reserved buffer is mapped into the process (SG_FLAG_MMAP_IO). A
+// data-in command submitted while nothing else is in flight runs there:
+// the device's data stays in the reserved buffer and is copied once,
+// into the caller's buffer, when Do collects the completion. The normal
+// path costs two copies when the context can be cancelled (the kernel's
+// into a bounce buffer, then the bounce buffer's) and one otherwise;
+// and, as with the bounce buffer, an abandoned command can only write
+// into memory the SG owns. Only the solo slot uses the descriptor, so
+// the reserved buffer is never taken by another command. Failing to set
+// it up (no memory for the reserved buffer, no mmap) is not an error:
+// lone commands then take the normal path.
+func (s *SG) openSolo(node string) {
+	fd, err := s.openNode(node)
+	if err != nil {
+		s.log.Debug().Err(err).Msg("no solo descriptor")
+		return
+	}
+	want := min(soloReserve, s.limits.MaxTransferBytes)
+	if want > 0 {
+		// Best effort: the driver may keep a smaller buffer.
+		_ = unix.IoctlSetPointerInt(fd, sgSetReservedSize, want)
+	}
+	size, err := unix.IoctlGetInt(fd, sgGetReservedSize)
+	if err == nil && size < os.Getpagesize() {
+		err = fmt.Errorf("reserved buffer of %d bytes", size)
+	}
+	var m []byte
+	if err == nil {
+		m, err = unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	}
+	if err != nil {
+		unix.Close(fd)
+		s.log.Debug().Err(err).Msg("no solo descriptor: its reserved buffer cannot be mapped")
+		return
+	}
+	sf := &sgFile{fd: fd}
+	s.solo = &sgSlot{file: sf, done: make(chan struct{}, 1), mapped: m}
+	s.soloRelease = func() {
+		if !s.soloLent.CompareAndSwap(true, false) {
+			panic("sgio: lent buffer released twice")
+		}
+		s.release(s.solo)
+		s.exit()
+	}
+	sf.slots = []*sgSlot{s.solo}
+	s.files = append(s.files, sf)
+	s.info.MappedReserve = len(m)
 }
 
 // openNode opens one descriptor: non-blocking for the asynchronous
@@ -418,31 +487,61 @@ func (s *SG) Do(ctx context.Context, req *Request) (*Result, error) {
 // outcome unknown: ErrTimeout (DID_TIME_OUT) and ErrGone
 // (DID_NO_CONNECT) come with res as the kernel returned it.
 func (s *SG) Execute(ctx context.Context, req *Request, res *Result) error {
+	_, err := s.exec(ctx, req, res, false)
+	return err
+}
+
+// ExecuteLent implements [Lender]: a data-in command that runs on the
+// solo descriptor leaves its data in the descriptor's mapped reserved
+// buffer and lends it; the solo descriptor serves no other command until
+// release is called. Other commands are executed as by Execute, with
+// data a prefix of req.Data.
+func (s *SG) ExecuteLent(ctx context.Context, req *Request, res *Result) ([]byte, func(), error) {
+	data, err := s.exec(ctx, req, res, true)
+	if err != nil || req.Dir != DirFromDevice {
+		return nil, nil, err
+	}
+	if data != nil {
+		return data, s.soloRelease, nil
+	}
+	return req.Data[:res.Transferred(len(req.Data))], nil, nil
+}
+
+// exec executes req. With lend set, a data-in command on the solo slot
+// keeps the slot and returns its data (the caller gives the slot back
+// through s.soloRelease); otherwise the data is nil.
+func (s *SG) exec(ctx context.Context, req *Request, res *Result, lend bool) ([]byte, error) {
 	*res = Result{}
 	if err := s.check(req); err != nil {
-		return &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
+		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
 	}
 	if !s.enter() {
-		return &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
+		return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ErrClosed}
 	}
-	sl, err := s.takeSlot(ctx)
-	if err != nil {
-		s.exit()
-		return &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
+	var sl *sgSlot
+	if solo := s.solo; solo != nil && req.Dir == DirFromDevice && len(req.Data) > 0 && len(req.Data) <= len(solo.mapped) &&
+		s.pending.Load() == 0 && s.soloBusy.CompareAndSwap(false, true) {
+		sl = solo
+	} else {
+		var err error
+		if sl, err = s.takeSlot(ctx); err != nil {
+			s.exit()
+			return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
+		}
 	}
 	if done := ctx.Done(); done != nil {
 		select {
 		case <-done:
 			s.release(sl)
 			s.exit()
-			return &OpError{Op: "submit", Path: s.info.SGPath, Err: ctx.Err()}
+			return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: ctx.Err()}
 		default:
 		}
 	}
 	if s.async {
-		return s.doAsync(ctx, sl, req, res)
+		return s.doAsync(ctx, sl, req, res, lend)
 	}
-	return s.doSync(sl, req, res)
+	return nil, s.doSync(sl, req, res)
 }
 
 // takeSlot returns a free slot, waiting for one if need be. The last
@@ -504,7 +603,8 @@ func (s *SG) check(req *Request) error {
 }
 
 // fill prepares the slot's header for req. When bounce is set, data-in
-// goes to the slot's own buffer.
+// goes to the slot's own buffer; on the solo slot it stays in the mapped
+// reserved buffer.
 func (s *SG) fill(sl *sgSlot, req *Request, bounce bool) {
 	h := &sl.hdr
 	*h = sgIOHdr{interfaceID: sgInterfaceID, dxferDirection: sgDxferNone, flags: sgFlagQAtTail}
@@ -535,6 +635,13 @@ func (s *SG) fill(sl *sgSlot, req *Request, bounce bool) {
 		h.dxferp = unsafe.Pointer(&req.Data[0])
 	case DirFromDevice:
 		h.dxferDirection = sgDxferFromDev
+		if sl.mapped != nil {
+			// No dxferp: the driver leaves the data in its reserved
+			// buffer, which is sl.mapped.
+			h.flags |= sgFlagMmapIO
+			sl.kbuf = sl.mapped[:len(req.Data)]
+			return
+		}
 		if bounce {
 			if cap(sl.bounce) < len(req.Data) {
 				sl.bounce = make([]byte, len(req.Data))
@@ -547,9 +654,10 @@ func (s *SG) fill(sl *sgSlot, req *Request, bounce bool) {
 	}
 }
 
-func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request, res *Result) error {
+func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request, res *Result, lend bool) ([]byte, error) {
 	bounce := ctx.Done() != nil && req.Dir == DirFromDevice
 	s.fill(sl, req, bounce)
+	bounce = bounce || sl.mapped != nil
 	// Publish the slot to the reaper before the kernel can complete it.
 	sl.state.Store(slotWaited)
 	sf := sl.file
@@ -582,7 +690,7 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request, res *Result)
 		s.pending.Add(-1)
 		s.release(sl)
 		s.exit()
-		return &OpError{Op: "write", Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
+		return nil, &OpError{Op: "write", Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
 	}
 	if polled {
 		s.pollDone(s.poll(sl))
@@ -603,18 +711,26 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request, res *Result)
 			if sl.state.CompareAndSwap(slotWaited, slotAbandoned) {
 				// The kernel still holds the slot's buffers: the reaper
 				// releases the slot (and the ops count) at completion.
-				return &OpError{Op: "wait", Path: s.info.SGPath, Err: ctx.Err()}
+				return nil, &OpError{Op: "wait", Path: s.info.SGPath, Err: ctx.Err()}
 			}
 			<-sl.done
 		}
 	}
 	err := s.result(sl, "read", res)
 	if bounce && sl.err == nil {
-		copy(req.Data, sl.kbuf)
+		// Only what the device sent: the rest of the slot's buffer
+		// holds an earlier command's data.
+		data := sl.kbuf[:res.Transferred(len(sl.kbuf))]
+		if lend && err == nil && sl == s.solo {
+			// Kept, with the ops count, until soloRelease.
+			s.soloLent.Store(true)
+			return data, nil
+		}
+		copy(req.Data, data)
 	}
 	s.release(sl)
 	s.exit()
-	return err
+	return nil, err
 }
 
 // pollNow reports whether a lone command takes the polled path, and
@@ -800,6 +916,10 @@ func (s *SG) release(sl *sgSlot) {
 	sl.err = nil
 	sl.gen = (sl.gen + 1) & sgPackIDGenMask
 	sl.state.Store(slotFree)
+	if sl == s.solo {
+		s.soloBusy.Store(false)
+		return
+	}
 	if s.waiters.Load() == 0 && s.spare.CompareAndSwap(nil, sl) {
 		if s.waiters.Load() == 0 {
 			return
@@ -982,6 +1102,11 @@ func (s *SG) Close() error {
 
 func (s *SG) closeFiles() error {
 	var first error
+	if s.solo != nil {
+		if err := unix.Munmap(s.solo.mapped); err != nil {
+			first = &OpError{Op: "munmap", Path: s.info.SGPath, Err: err}
+		}
+	}
 	for _, sf := range s.files {
 		if err := unix.Close(sf.fd); err != nil && first == nil {
 			first = &OpError{Op: "close", Path: s.info.SGPath, Err: err}
@@ -1025,4 +1150,7 @@ func classifyErrno(err error, withData bool) error {
 	return fmt.Errorf("%w (%w)", sentinel, err)
 }
 
-var _ Device = (*SG)(nil)
+var (
+	_ Device = (*SG)(nil)
+	_ Lender = (*SG)(nil)
+)

@@ -44,35 +44,50 @@ run_log integration env SANBRIDGE_SG_DEVICE="$sg" SANBRIDGE_SG_BLOCK="$blk" \
 	fail "sgio integration tests failed"
 
 step "4 KiB read IOPS on $sg, paired runs"
-command -v sg_dd >/dev/null && command -v sgp_dd >/dev/null || fail "sg_dd or sgp_dd (sg3-utils) missing from the image"
+command -v sg_dd >/dev/null && command -v sgp_dd >/dev/null && command -v sgm_dd >/dev/null ||
+	fail "sg_dd, sgp_dd or sgm_dd (sg3-utils) missing from the image"
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 bench() { # bench PATTERN COUNT: IOPS of the benchmark PATTERN over COUNT reads
 	SANBRIDGE_SG_DEVICE=$sg sgio.test -test.run '^$' -test.bench "$1" -test.benchtime "$2x" 2>/dev/null |
 		awk '/^Benchmark/{for(i=2;i<=NF;i++) if($i=="IOPS") v=$(i-1)} END{printf "%d\n", v}'
 }
-# Columns: sg_dd (QD1), sgp_dd (16 threads on one descriptor), sgio QD1
-# (polled), sgio QD1 without polling, the Go floor (a bare loop of raw
-# SG_IO ioctls: what any Go program pays), sgio QD32, and the polled
-# path's own floor (its system calls in a bare loop, without SG). Each pair runs the
-# peers back to back, so that the ratios of a pair share the host's load.
+sgdd() { # IOPS of sg_dd (one SG_IO ioctl per 4 KiB read)
+	t=$(sg_dd if="$sg" of=/dev/null bs=512 bpt=8 count=24000 time=1 2>&1 | sed -n 's/.*data: \([0-9.]*\) secs.*/\1/p')
+	awk -v t="$t" 'BEGIN{ if (t > 0) printf "%d", 3000/t; else print 0 }'
+}
+# Columns: sg_dd (QD1) before and after sgio QD1 (the ratio uses their
+# mean, so that a drift of the host's load during a pair cancels out),
+# sgio QD1 as the gateway uses it (polled, solo descriptor, data lent
+# with ExecuteLent) and with the data copied into the caller's buffer
+# (Execute), sgp_dd (16 threads on one
+# descriptor), sgio QD1 without the solo descriptor, without polling,
+# the Go floor (a bare loop of raw SG_IO ioctls, what sg_dd does), sgio
+# QD32, the polled path's own floor (its system calls in a bare loop),
+# and sgm_dd (sg_dd with the reserved buffer mapped: the kernel copies no
+# data at all).
 : >"$RIG_WORK/bench"
 for i in 1 2 3 4 5 6 7 8 9; do
-	t=$(sg_dd if="$sg" of=/dev/null bs=512 bpt=8 count=24000 time=1 2>&1 | sed -n 's/.*data: \([0-9.]*\) secs.*/\1/p')
-	sgdd=$(awk -v t="$t" 'BEGIN{ if (t > 0) printf "%d", 3000/t; else print 0 }')
+	d1=$(sgdd)
+	a1=$(bench 'SGRead4K/^async-lent$/QD1$' 3000)
+	c1=$(bench 'SGRead4K/^async$/QD1$' 3000)
+	d2=$(sgdd)
 	t=$(sgp_dd if="$sg" of=/dev/null bs=512 bpt=8 thr=16 count=64000 time=1 2>&1 | sed -n 's/.*was \([0-9.]*\) secs.*/\1/p')
 	sgp=$(awk -v t="$t" 'BEGIN{ if (t > 0) printf "%d", 8000/t; else print 0 }')
-	a1=$(bench 'SGRead4K/^async$/QD1$' 3000)
+	ns=$(bench 'SGRead4K/^async-nosolo$/QD1$' 3000)
 	u1=$(bench 'SGRead4K/^async-unpolled$/QD1$' 3000)
 	fl=$(bench 'SGRead4KBareLoop/^ioctl$' 3000)
 	a32=$(bench 'SGRead4K/^async$/QD32$' 8000)
 	pf=$(bench 'SGRead4KBareLoop/^polled$' 3000)
-	echo "$sgdd $sgp $a1 $u1 $fl $a32 $pf" >>"$RIG_WORK/bench"
-	echo "pair $i: sg_dd(QD1)=$sgdd sgp_dd(QD16)=$sgp sgio(QD1)=$a1 unpolled(QD1)=$u1 go-floor(QD1)=$fl sgio(QD32)=$a32 polled-floor(QD1)=$pf"
+	t=$(sgm_dd if="$sg" of=/dev/null bs=512 bpt=8 count=24000 time=1 2>&1 | sed -n 's/.*data[^0-9]*\([0-9.]*\) secs.*/\1/p' | head -1)
+	sgm=$(awk -v t="$t" 'BEGIN{ if (t > 0) printf "%d", 3000/t; else print 0 }')
+	sgdd=$(( (d1 + d2) / 2 ))
+	echo "$sgdd $sgp $a1 $u1 $fl $a32 $pf $ns $sgm $c1" >>"$RIG_WORK/bench"
+	echo "pair $i: sg_dd(QD1)=$d1/$d2 sgio(QD1)=$a1 copied(QD1)=$c1 sgp_dd(QD16)=$sgp no-solo(QD1)=$ns unpolled(QD1)=$u1 go-floor(QD1)=$fl sgio(QD32)=$a32 polled-floor(QD1)=$pf sgm_dd(QD1)=$sgm"
 done
 col() { awk -v c="$1" '{print $c}' "$RIG_WORK/bench" | median; }
 ratio() { awk -v a="$1" -v b="$2" '$b > 0 {printf "%.2f\n", $a/$b}' "$RIG_WORK/bench" | median; }
 cp "$RIG_WORK/bench" "$RESULTS/$RIG_TEST.bench.txt"
-rig_note "4K read IOPS, medians of 9 pairs: QD1 sgio $(col 3) (unpolled $(col 4)) vs sg_dd $(col 1), ratio $(ratio 3 1) (unpolled $(ratio 4 1)); Go floor $(col 5), ratio $(ratio 5 1); polled floor $(col 7), sgio/polled floor $(ratio 3 7); QD32 sgio $(col 6) vs sgp_dd QD16 $(col 2), ratio $(ratio 6 2)"
+rig_note "4K read IOPS, medians of 9 pairs: QD1 sgio $(col 3) vs sg_dd $(col 1), ratio $(ratio 3 1) (copied into the caller's buffer $(col 10), ratio $(ratio 10 1); without the solo descriptor $(col 8), ratio $(ratio 8 1); unpolled $(col 4), ratio $(ratio 4 1)); Go floor $(col 5), ratio $(ratio 5 1); polled floor $(col 7), sgio/polled floor $(ratio 3 7); sgm_dd $(col 9), ratio $(ratio 9 1), sgio/sgm_dd $(ratio 3 9); QD32 sgio $(col 6) vs sgp_dd QD16 $(col 2), ratio $(ratio 6 2)"
 
 step "hot unplug of $sg with commands in flight"
 run_log hotunplug env SANBRIDGE_SG_DEVICE="$sg" SANBRIDGE_SG_HOTUNPLUG=1 sgio.test -test.run HotUnplug -test.v ||
