@@ -869,79 +869,163 @@ func TestIntegrationHotUnplug(t *testing.T) {
 	}
 }
 
+// bareLoop issues 4 KiB READ(16)s of LBA 0 on its own descriptor
+// without the SG machinery: the floors BenchmarkSGRead4K is compared to.
+type bareLoop struct {
+	tb    testing.TB
+	fd    int
+	h     sgIOHdr
+	cdb   [16]byte
+	sense [senseBufferLen]byte
+	data  [4096]byte
+	out   [sgIOHdrSize]byte
+	pfd   unix.PollFd
+	pts   unix.Timespec
+}
+
+func newBareLoop(tb testing.TB, path string) *bareLoop {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { unix.Close(fd) })
+	l := &bareLoop{tb: tb, fd: fd}
+	copy(l.cdb[:], cdbRW16(opRead16, 0, 8))
+	return l
+}
+
+func (l *bareLoop) header() {
+	l.h = sgIOHdr{interfaceID: sgInterfaceID, dxferDirection: sgDxferFromDev, cmdLen: 16, mxSbLen: senseBufferLen,
+		dxferLen: 4096, dxferp: unsafe.Pointer(&l.data[0]), cmdp: unsafe.Pointer(&l.cdb[0]),
+		sbp: unsafe.Pointer(&l.sense[0]), timeout: 10000, flags: sgFlagQAtTail}
+}
+
+// ioctl issues the blocking SG_IO ioctl through RawSyscall: what sg_dd
+// does, and the least any Go program can spend per command (SG cannot
+// use it: it holds a scheduler slot for as long as the device takes,
+// and the sg driver restarts it after a signal, sending the command
+// twice).
+func (l *bareLoop) ioctl() {
+	l.header()
+	if _, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(l.fd), sgIO, uintptr(unsafe.Pointer(&l.h))); e != 0 {
+		l.tb.Fatal(e)
+	}
+	if l.h.status != 0 || l.h.hostStatus != 0 {
+		l.tb.Fatalf("status %#x host %#x", l.h.status, l.h.hostStatus)
+	}
+}
+
+// rw is write() and read() of one sg_io_hdr, through call (Syscall or
+// RawSyscall); while read finds nothing it spins, or with poll set it
+// waits in a raw ppoll(2) as SG's polled path does.
+func (l *bareLoop) rw(call func(trap, a1, a2, a3 uintptr) (uintptr, uintptr, unix.Errno), poll bool) {
+	l.header()
+	if _, _, e := call(unix.SYS_WRITE, uintptr(l.fd), uintptr(unsafe.Pointer(&l.h)), uintptr(sgIOHdrSize)); e != 0 {
+		l.tb.Fatal(e)
+	}
+	for {
+		_, _, e := call(unix.SYS_READ, uintptr(l.fd), uintptr(unsafe.Pointer(&l.out[0])), uintptr(sgIOHdrSize))
+		if e == 0 {
+			break
+		}
+		if e != unix.EAGAIN {
+			l.tb.Fatal(e)
+		}
+		if poll {
+			l.pfd = unix.PollFd{Fd: int32(l.fd), Events: unix.POLLIN}
+			l.pts = unix.NsecToTimespec(int64(DefaultPollWindow))
+			unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&l.pfd)), 1, uintptr(unsafe.Pointer(&l.pts)), 0, 0, 0)
+		}
+	}
+	if o := decodeSGOutput(&l.out); o.status != 0 || o.hostStatus != 0 {
+		l.tb.Fatalf("status %#x host %#x", o.status, o.hostStatus)
+	}
+}
+
 // BenchmarkSGRead4KBareLoop is the floor under BenchmarkSGRead4K/QD1,
 // without the SG machinery: "syscall" and "rawsyscall" loop on write()
 // and read() of one sg_io_hdr on a non-blocking descriptor, spinning on
 // EAGAIN, through syscall.Syscall (what SG's unpolled path uses for
 // write) and RawSyscall; "polled" is SG's polled path without SG: raw
 // write(), raw read() and, while it finds nothing, a raw ppoll(2);
-// "ioctl" issues the
-// blocking SG_IO ioctl through RawSyscall, which is what sg_dd does and
-// the least any Go program can spend per command (SG cannot use it: it
-// holds a scheduler slot for as long as the device takes, and the sg
-// driver restarts it after a signal, sending the command twice).
+// "ioctl" is the blocking SG_IO ioctl, as sg_dd issues it.
 func BenchmarkSGRead4KBareLoop(b *testing.B) {
 	path := integrationDevice(b)
 	for _, mode := range []string{"syscall", "rawsyscall", "ioctl", "polled"} {
 		b.Run(mode, func(b *testing.B) {
-			fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer unix.Close(fd)
-			call := unix.Syscall
-			if mode != "syscall" {
-				call = unix.RawSyscall
-			}
-			type mem struct {
-				h     sgIOHdr
-				cdb   [16]byte
-				sense [senseBufferLen]byte
-				data  [4096]byte
-				out   [sgIOHdrSize]byte
-				pfd   unix.PollFd
-				pts   unix.Timespec
-			}
-			m := new(mem)
-			copy(m.cdb[:], cdbRW16(opRead16, 0, 8))
+			l := newBareLoop(b, path)
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
-				m.h = sgIOHdr{interfaceID: sgInterfaceID, dxferDirection: sgDxferFromDev, cmdLen: 16, mxSbLen: senseBufferLen,
-					dxferLen: 4096, dxferp: unsafe.Pointer(&m.data[0]), cmdp: unsafe.Pointer(&m.cdb[0]),
-					sbp: unsafe.Pointer(&m.sense[0]), timeout: 10000, flags: sgFlagQAtTail}
-				if mode == "ioctl" {
-					if _, _, e := call(unix.SYS_IOCTL, uintptr(fd), sgIO, uintptr(unsafe.Pointer(&m.h))); e != 0 {
-						b.Fatal(e)
-					}
-					if m.h.status != 0 || m.h.hostStatus != 0 {
-						b.Fatalf("status %#x host %#x", m.h.status, m.h.hostStatus)
-					}
-					continue
-				}
-				if _, _, e := call(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&m.h)), uintptr(sgIOHdrSize)); e != 0 {
-					b.Fatal(e)
-				}
-				for {
-					_, _, e := call(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&m.out[0])), uintptr(sgIOHdrSize))
-					if e == 0 {
-						break
-					}
-					if e != unix.EAGAIN {
-						b.Fatal(e)
-					}
-					if mode == "polled" {
-						m.pfd = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-						m.pts = unix.NsecToTimespec(int64(DefaultPollWindow))
-						unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&m.pfd)), 1, uintptr(unsafe.Pointer(&m.pts)), 0, 0, 0)
-					}
-				}
-				if o := decodeSGOutput(&m.out); o.status != 0 || o.hostStatus != 0 {
-					b.Fatalf("status %#x host %#x", o.status, o.hostStatus)
+				switch mode {
+				case "ioctl":
+					l.ioctl()
+				case "syscall":
+					l.rw(unix.Syscall, false)
+				default:
+					l.rw(unix.RawSyscall, mode == "polled")
 				}
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "IOPS")
 		})
 	}
+}
+
+// BenchmarkSGRead4KInterleaved measures SG at queue depth 1 against the
+// floors in one process, alternating chunks of 250 commands of each:
+// "lent" (ExecuteLent, what the gateway does), "copied" (Execute into
+// the caller's buffer, cancellable context), "ioctl" (sg_dd's one
+// blocking SG_IO ioctl per command) and "polled" (SG's system calls in
+// a bare loop). Separate runs of separate processes swing by up to 2x
+// under TCG; chunks this short share the machine's state, so the
+// ratios are steady to a few percent.
+func BenchmarkSGRead4KInterleaved(b *testing.B) {
+	path := integrationDevice(b)
+	s := openIntegration(b, WithQueueDepth(1))
+	l := newBareLoop(b, path)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := &Request{CDB: cdbRW16(opRead16, 0, 8), Dir: DirFromDevice, Data: make([]byte, 4096)}
+	var res Result
+	check := func(err error) {
+		if err != nil || res.Status != StatusGood {
+			b.Fatalf("READ(16): %v, status %#x", err, res.Status)
+		}
+	}
+	variants := []struct {
+		name string
+		f    func()
+	}{
+		{"lent", func() {
+			_, release, err := s.ExecuteLent(ctx, req, &res)
+			check(err)
+			if release != nil {
+				release()
+			}
+		}},
+		{"copied", func() { check(s.Execute(ctx, req, &res)) }},
+		{"ioctl", l.ioctl},
+		{"polled", func() { l.rw(unix.RawSyscall, true) }},
+	}
+	const chunk = 250
+	spent := make([]time.Duration, len(variants))
+	rounds := (b.N + chunk - 1) / chunk
+	for r := 0; r < rounds; r++ {
+		for i, v := range variants {
+			start := time.Now()
+			for k := 0; k < chunk; k++ {
+				v.f()
+			}
+			spent[i] += time.Since(start)
+		}
+	}
+	iops := make([]float64, len(variants))
+	for i, v := range variants {
+		iops[i] = float64(rounds*chunk) / spent[i].Seconds()
+		b.ReportMetric(iops[i], v.name+"-IOPS")
+	}
+	b.ReportMetric(iops[0]/iops[2], "lent/ioctl")
+	b.ReportMetric(iops[1]/iops[2], "copied/ioctl")
+	b.ReportMetric(iops[3]/iops[2], "polled/ioctl")
 }
 
 // TestIntegrationBlockNode drives a block node (SANBRIDGE_SG_BLOCK, e.g.

@@ -68,6 +68,7 @@ type SG struct {
 	free        chan *sgSlot           // free slots (see takeSlot)
 	spare       atomic.Pointer[sgSlot] // one free slot outside free, taken first
 	waiters     atomic.Int32           // Do calls waiting on free
+	timeoutMS   uint32                 // the default timeout, in sg_io_hdr's unit
 	solo        *sgSlot                // the lone data-in slot on its own descriptor (nil: none); see openSolo
 	soloBusy    atomic.Bool            // solo is taken
 	soloLent    atomic.Bool            // solo's buffer is lent (ExecuteLent)
@@ -168,6 +169,7 @@ func Open(path string, opts ...Option) (*SG, error) {
 		async:   isSG && !o.syncIO,
 		sgNode:  isSG,
 	}
+	s.timeoutMS = timeoutMillis(o.timeout)
 	nfd := 1
 	if isSG {
 		nfd = (o.depth + MaxQueuePerFD - 1) / MaxQueuePerFD
@@ -224,6 +226,12 @@ func Open(path string, opts ...Option) (*SG, error) {
 		Int("max_transfer", s.limits.MaxTransferBytes).Int("max_segments", s.limits.MaxSegments).
 		Int("queue_depth", s.limits.QueueDepth).Msg("sg device open")
 	return s, nil
+}
+
+// timeoutMillis converts a command timeout for sg_io_hdr: whole
+// milliseconds, at least 1 and below "no timeout".
+func timeoutMillis(d time.Duration) uint32 {
+	return uint32(min(max(d.Milliseconds(), 1), maxTimeoutMillisec))
 }
 
 // soloReserve is the reserved buffer size the solo descriptor asks for:
@@ -529,7 +537,8 @@ func (s *SG) exec(ctx context.Context, req *Request, res *Result, lend bool) ([]
 			return nil, &OpError{Op: "submit", Path: s.info.SGPath, Err: err}
 		}
 	}
-	if done := ctx.Done(); done != nil {
+	done := ctx.Done()
+	if done != nil {
 		select {
 		case <-done:
 			s.release(sl)
@@ -539,7 +548,7 @@ func (s *SG) exec(ctx context.Context, req *Request, res *Result, lend bool) ([]
 		}
 	}
 	if s.async {
-		return s.doAsync(ctx, sl, req, res, lend)
+		return s.doAsync(ctx, done, sl, req, res, lend)
 	}
 	return nil, s.doSync(sl, req, res)
 }
@@ -613,17 +622,10 @@ func (s *SG) fill(sl *sgSlot, req *Request, bounce bool) {
 	h.cmdp = unsafe.Pointer(&sl.cdb[0])
 	h.mxSbLen = senseBufferLen
 	h.sbp = unsafe.Pointer(&sl.sense[0])
-	to := req.Timeout
-	if to == 0 {
-		to = s.opts.timeout
+	h.timeout = s.timeoutMS
+	if req.Timeout != 0 {
+		h.timeout = timeoutMillis(req.Timeout)
 	}
-	ms := to.Milliseconds()
-	if ms < 1 {
-		ms = 1
-	} else if ms > maxTimeoutMillisec {
-		ms = maxTimeoutMillisec
-	}
-	h.timeout = uint32(ms)
 	h.packID = int32(sl.gen<<sgPackIDIndexBits | sl.index)
 	if len(req.Data) == 0 {
 		return
@@ -654,8 +656,10 @@ func (s *SG) fill(sl *sgSlot, req *Request, bounce bool) {
 	}
 }
 
-func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request, res *Result, lend bool) ([]byte, error) {
-	bounce := ctx.Done() != nil && req.Dir == DirFromDevice
+// doAsync runs req on sl through the asynchronous interface; done is
+// ctx.Done().
+func (s *SG) doAsync(ctx context.Context, done <-chan struct{}, sl *sgSlot, req *Request, res *Result, lend bool) ([]byte, error) {
+	bounce := done != nil && req.Dir == DirFromDevice
 	s.fill(sl, req, bounce)
 	bounce = bounce || sl.mapped != nil
 	// Publish the slot to the reaper before the kernel can complete it.
@@ -692,22 +696,23 @@ func (s *SG) doAsync(ctx context.Context, sl *sgSlot, req *Request, res *Result,
 		s.exit()
 		return nil, &OpError{Op: "write", Path: s.info.SGPath, Err: classifyErrno(errno, len(req.Data) > 0)}
 	}
+	collected := false
 	if polled {
-		s.pollDone(s.poll(sl))
+		collected = s.poll(sl)
+		s.pollDone(collected)
 	}
 	// Fast devices complete the command before write() returns: collect
 	// it here. Otherwise the reaper waits for it in poll(2).
-	if !s.harvest(sl) {
+	if !collected && !s.harvest(sl) {
 		select {
 		case s.kick <- struct{}{}:
 		default: // already kicked
 		}
 	}
-
 	if sl.state.Load() != slotCollected {
 		select {
 		case <-sl.done:
-		case <-ctx.Done():
+		case <-done:
 			if sl.state.CompareAndSwap(slotWaited, slotAbandoned) {
 				// The kernel still holds the slot's buffers: the reaper
 				// releases the slot (and the ops count) at completion.
@@ -767,14 +772,14 @@ func (s *SG) pollDone(hit bool) {
 // sleeps at most the window (the kernel counts down the timespec
 // across an EINTR retry).
 func (s *SG) poll(sl *sgSlot) bool {
+	// Mostly the completion is ready when write() returns: the softirq
+	// that completes the command ran before it did.
+	if s.harvest(sl) {
+		return true
+	}
 	sl.pfd = unix.PollFd{Fd: int32(sl.file.fd), Events: unix.POLLIN}
 	sl.pts = unix.NsecToTimespec(int64(s.opts.poll))
 	for {
-		// Often the completion is ready when write() returns: the
-		// softirq that completes the command ran before it did.
-		if s.harvest(sl) {
-			return true
-		}
 		r, _, errno := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&sl.pfd)), 1,
 			uintptr(unsafe.Pointer(&sl.pts)), 0, 0, 0)
 		switch {
@@ -787,8 +792,11 @@ func (s *SG) poll(sl *sgSlot) bool {
 			// reaper deals with it.
 			return s.harvest(sl)
 		}
+		if s.harvest(sl) {
+			return true
+		}
 		if sl.pts.Sec == 0 && sl.pts.Nsec == 0 {
-			return s.harvest(sl)
+			return false
 		}
 	}
 }
@@ -908,6 +916,16 @@ func (s *SG) result(sl *sgSlot, op string, res *Result) error {
 // release returns a slot to the free list. The caller owns the slot
 // (the kernel is done with it).
 func (s *SG) release(sl *sgSlot) {
+	if sl == s.solo {
+		// Its header points only into the slot (the CDB pointer is
+		// cleared after write, data-in has no pointer): fill rewrites
+		// it, and the kernel-facing buffers are the slot's own.
+		sl.err = nil
+		sl.gen = (sl.gen + 1) & sgPackIDGenMask
+		sl.state.Store(slotFree)
+		s.soloBusy.Store(false)
+		return
+	}
 	sl.hdr = sgIOHdr{}
 	sl.kbuf = nil
 	if cap(sl.bounce) > maxKeptBounce {
@@ -916,10 +934,6 @@ func (s *SG) release(sl *sgSlot) {
 	sl.err = nil
 	sl.gen = (sl.gen + 1) & sgPackIDGenMask
 	sl.state.Store(slotFree)
-	if sl == s.solo {
-		s.soloBusy.Store(false)
-		return
-	}
 	if s.waiters.Load() == 0 && s.spare.CompareAndSwap(nil, sl) {
 		if s.waiters.Load() == 0 {
 			return

@@ -227,6 +227,7 @@ func TestCheckRequest(t *testing.T) {
 // bounce decision and the pack_id encoding.
 func TestFillHeader(t *testing.T) {
 	s := &SG{opts: defaultOptions()}
+	s.timeoutMS = timeoutMillis(s.opts.timeout)
 	sl := &sgSlot{index: 5, gen: 3}
 	data := make([]byte, 512)
 	req := &Request{CDB: []byte{0x28, 0, 0, 0, 0, 1, 0, 0, 1, 0}, Dir: DirFromDevice, Data: data}
@@ -255,6 +256,21 @@ func TestFillHeader(t *testing.T) {
 	s.fill(sl, &Request{CDB: make([]byte, 6), Dir: DirFromDevice}, true)
 	if sl.hdr.dxferDirection != sgDxferNone || sl.hdr.dxferp != nil {
 		t.Fatalf("empty data-in should be SG_DXFER_NONE: %+v", sl.hdr)
+	}
+	for _, c := range []struct {
+		d    time.Duration
+		want uint32
+	}{{time.Microsecond, 1}, {1500 * time.Millisecond, 1500}, {100 * 365 * 24 * time.Hour, maxTimeoutMillisec}} {
+		s.fill(sl, &Request{CDB: make([]byte, 6), Timeout: c.d}, false)
+		if sl.hdr.timeout != c.want {
+			t.Errorf("timeout %v: header says %d ms, want %d", c.d, sl.hdr.timeout, c.want)
+		}
+	}
+	// The solo slot: data-in stays in the mapped buffer, no dxferp.
+	solo := &sgSlot{mapped: make([]byte, 4096)}
+	s.fill(solo, req, true)
+	if solo.hdr.dxferp != nil || solo.hdr.flags&sgFlagMmapIO == 0 || &solo.kbuf[0] != &solo.mapped[0] || len(solo.kbuf) != len(data) {
+		t.Fatalf("solo data-in header %+v", solo.hdr)
 	}
 }
 

@@ -89,6 +89,21 @@ ratio() { awk -v a="$1" -v b="$2" '$b > 0 {printf "%.2f\n", $a/$b}' "$RIG_WORK/b
 cp "$RIG_WORK/bench" "$RESULTS/$RIG_TEST.bench.txt"
 rig_note "4K read IOPS, medians of 9 pairs: QD1 sgio $(col 3) vs sg_dd $(col 1), ratio $(ratio 3 1) (copied into the caller's buffer $(col 10), ratio $(ratio 10 1); without the solo descriptor $(col 8), ratio $(ratio 8 1); unpolled $(col 4), ratio $(ratio 4 1)); Go floor $(col 5), ratio $(ratio 5 1); polled floor $(col 7), sgio/polled floor $(ratio 3 7); sgm_dd $(col 9), ratio $(ratio 9 1), sgio/sgm_dd $(ratio 3 9); QD32 sgio $(col 6) vs sgp_dd QD16 $(col 2), ratio $(ratio 6 2)"
 
+step "4 KiB read IOPS at QD1 on $sg, interleaved in one process"
+# sgio against the Go raw SG_IO loop (sg_dd's system call) and its own
+# polled floor, in alternating chunks of one process (see
+# BenchmarkSGRead4KInterleaved): steady where the paired runs above swing.
+: >"$RIG_WORK/inter"
+for i in 1 2 3 4 5; do
+	SANBRIDGE_SG_DEVICE=$sg sgio.test -test.run '^$' -test.bench 'SGRead4KInterleaved' -test.benchtime 4000x 2>/dev/null |
+		awk '/^Benchmark/{for(i=2;i<=NF;i++) v[$i]=$(i-1); printf "%s %s %s %s %s %s %s\n", v["lent/ioctl"], v["copied/ioctl"], v["polled/ioctl"], v["lent-IOPS"], v["copied-IOPS"], v["ioctl-IOPS"], v["polled-IOPS"]}' >>"$RIG_WORK/inter"
+done
+sed 's/^/interleaved: lent\/ioctl copied\/ioctl polled\/ioctl lent copied ioctl polled: /' "$RIG_WORK/inter"
+cp "$RIG_WORK/inter" "$RESULTS/$RIG_TEST.interleaved.txt"
+icol() { awk -v c="$1" '{print $c}' "$RIG_WORK/inter" | median; }
+[ "$(wc -l <"$RIG_WORK/inter")" -eq 5 ] || fail "interleaved benchmark gave no figures"
+rig_note "4K read QD1 interleaved, medians of 5 runs: sgio lent $(icol 4) (copied $(icol 5)) vs Go raw SG_IO loop $(icol 6): ratio $(icol 1) (copied $(icol 2)); polled floor/ioctl $(icol 3); with the paired Go loop/sg_dd ratio $(ratio 5 1): sgio/sg_dd $(awk -v a="$(icol 1)" -v b="$(ratio 5 1)" 'BEGIN{printf "%.2f", a*b}')"
+
 step "hot unplug of $sg with commands in flight"
 run_log hotunplug env SANBRIDGE_SG_DEVICE="$sg" SANBRIDGE_SG_HOTUNPLUG=1 sgio.test -test.run HotUnplug -test.v ||
 	fail "hot unplug"
