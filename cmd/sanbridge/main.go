@@ -6,6 +6,7 @@
 //	sanbridge serve [--config FILE] [--log-level LEVEL]
 //	sanbridge check --config FILE
 //	sanbridge scan [--json]
+//	sanbridge bench [--qd N] [--count N] [--bs BYTES] DEVICE
 //	sanbridge version
 package main
 
@@ -51,6 +52,7 @@ commands:
   serve     run the gateway (default config: the embedded demo)
   check     validate a configuration file
   scan      list the local SCSI devices the gateway can export
+  bench     read a local SCSI device through the gateway's SG_IO backend
   version   print the version
 Run 'sanbridge <command> -h' for a command's flags.
 `)
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCheck(ctx, rest, stdout, stderr)
 	case "scan":
 		return runScan(ctx, rest, stdout, stderr, newLogger(stderr, zerolog.WarnLevel, "auto"))
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sanbridge", version)
 		return nil

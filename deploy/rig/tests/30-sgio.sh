@@ -51,9 +51,10 @@ bench() { # bench PATTERN COUNT: IOPS of the benchmark PATTERN over COUNT reads
 	SANBRIDGE_SG_DEVICE=$sg sgio.test -test.run '^$' -test.bench "$1" -test.benchtime "$2x" 2>/dev/null |
 		awk '/^Benchmark/{for(i=2;i<=NF;i++) if($i=="IOPS") v=$(i-1)} END{printf "%d\n", v}'
 }
-sgdd() { # IOPS of sg_dd (one SG_IO ioctl per 4 KiB read)
-	t=$(sg_dd if="$sg" of=/dev/null bs=512 bpt=8 count=24000 time=1 2>&1 | sed -n 's/.*data: \([0-9.]*\) secs.*/\1/p')
-	awk -v t="$t" 'BEGIN{ if (t > 0) printf "%d", 3000/t; else print 0 }'
+sgdd() { # sgdd [COUNT]: IOPS of sg_dd over COUNT (default 3000) 4 KiB reads, one SG_IO ioctl each
+	_n=${1:-3000}
+	t=$(sg_dd if="$sg" of=/dev/null bs=512 bpt=8 count=$((_n * 8)) time=1 2>&1 | sed -n 's/.*data: \([0-9.]*\) secs.*/\1/p')
+	awk -v t="$t" -v n="$_n" 'BEGIN{ if (t > 0) printf "%d", n/t; else print 0 }'
 }
 # Columns: sg_dd (QD1) before and after sgio QD1 (the ratio uses their
 # mean, so that a drift of the host's load during a pair cancels out),
@@ -103,6 +104,27 @@ cp "$RIG_WORK/inter" "$RESULTS/$RIG_TEST.interleaved.txt"
 icol() { awk -v c="$1" '{print $c}' "$RIG_WORK/inter" | median; }
 [ "$(wc -l <"$RIG_WORK/inter")" -eq 5 ] || fail "interleaved benchmark gave no figures"
 rig_note "4K read QD1 interleaved, medians of 5 runs: sgio lent $(icol 4) (copied $(icol 5)) vs Go raw SG_IO loop $(icol 6): ratio $(icol 1) (copied $(icol 2)); polled floor/ioctl $(icol 3); with the paired Go loop/sg_dd ratio $(ratio 5 1): sgio/sg_dd $(awk -v a="$(icol 1)" -v b="$(ratio 5 1)" 'BEGIN{printf "%.2f", a*b}')"
+
+step "sanbridge bench (the gateway binary, sgio as the gateway uses it) against sg_dd and sgp_dd"
+sb() { # sb COUNT QD: IOPS of "sanbridge bench"
+	sanbridge bench --count "$1" --qd "$2" "$sg" | sed -n 's/.* s: \([0-9]*\) IOPS.*/\1/p'
+}
+sanbridge bench --count 2000 "$sg" || fail "sanbridge bench failed"
+: >"$RIG_WORK/sb"
+for i in 1 2 3 4 5 6 7 8 9; do
+	d1=$(sgdd 8000)
+	b1=$(sb 8000 1)
+	d2=$(sgdd 8000)
+	b32=$(sb 16000 32)
+	t=$(sgp_dd if="$sg" of=/dev/null bs=512 bpt=8 thr=16 count=128000 time=1 2>&1 | sed -n 's/.*was \([0-9.]*\) secs.*/\1/p')
+	sgp=$(awk -v t="$t" 'BEGIN{ if (t > 0) printf "%d", 16000/t; else print 0 }')
+	echo "$(( (d1 + d2) / 2 )) $b1 $sgp $b32" >>"$RIG_WORK/sb"
+	echo "sandwich $i: sg_dd=$d1/$d2 sanbridge-bench(QD1)=$b1 sgp_dd(QD16)=$sgp sanbridge-bench(QD32)=$b32"
+done
+cp "$RIG_WORK/sb" "$RESULTS/$RIG_TEST.bench-binary.txt"
+scol() { awk -v c="$1" '{print $c}' "$RIG_WORK/sb" | median; }
+sratio() { awk -v a="$1" -v b="$2" '$b > 0 {printf "%.2f\n", $a/$b}' "$RIG_WORK/sb" | median; }
+rig_note "sanbridge bench, medians of 9: QD1 $(scol 2) vs sg_dd $(scol 1), ratio $(sratio 2 1); QD32 $(scol 4) vs sgp_dd QD16 $(scol 3), ratio $(sratio 4 3)"
 
 step "hot unplug of $sg with commands in flight"
 run_log hotunplug env SANBRIDGE_SG_DEVICE="$sg" SANBRIDGE_SG_HOTUNPLUG=1 sgio.test -test.run HotUnplug -test.v ||

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sanbridge/sanbridge/sgio"
+	"github.com/sanbridge/sanbridge/sgio/scsi"
+)
+
+// runBench implements "sanbridge bench": sequential reads from a local
+// SCSI device through the gateway's SG_IO backend, as the gateway issues
+// them, with the rate, throughput and mean latency. It only reads.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: sanbridge bench [flags] DEVICE
+
+Reads DEVICE (an sg, block or bsg node, or a /dev/disk/by-* link)
+sequentially through the gateway's SG_IO backend, with READ(16) commands
+of --bs bytes from --qd goroutines at once, wrapping at the end of the
+device, and prints IOPS, MB/s and the mean latency. It never writes.
+The data of a lone command is lent from the backend's mapped buffer, as
+the gateway sends it (--copy copies it into a buffer of the caller's).
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	qd := fs.Int("qd", 1, "commands in flight at once")
+	count := fs.Int("count", 10000, "number of commands")
+	bs := fs.Int("bs", 4096, "bytes per command (a multiple of the block size)")
+	copied := fs.Bool("copy", false, "copy the data into the caller's buffer instead of lending it")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: one device expected", errUsage)
+	}
+	if *qd < 1 || *qd > sgio.MaxQueueDepth || *count < 1 || *bs < 1 {
+		return fmt.Errorf("%w: --qd 1..%d, --count and --bs positive", errUsage, sgio.MaxQueueDepth)
+	}
+	dev, err := sgio.Open(fs.Arg(0), sgio.WithQueueDepth(*qd))
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	blocks, blockSize, err := readCapacity(ctx, dev)
+	if err != nil {
+		return err
+	}
+	if *bs%blockSize != 0 || *bs > dev.Limits().MaxTransferBytes {
+		return fmt.Errorf("%w: --bs %d: not a multiple of the block size %d, or above the device's limit of %d bytes",
+			errUsage, *bs, blockSize, dev.Limits().MaxTransferBytes)
+	}
+	per := uint64(*bs / blockSize)
+	span := blocks / per
+	if span == 0 {
+		return fmt.Errorf("%s: %d blocks, fewer than one command's", fs.Arg(0), blocks)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, *qd)
+	start := time.Now()
+	for w := 0; w < *qd; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cdb := make([]byte, 16)
+			cdb[0] = byte(scsi.OpRead16)
+			binary.BigEndian.PutUint32(cdb[10:], uint32(per))
+			req := &sgio.Request{CDB: cdb, Dir: sgio.DirFromDevice, Data: make([]byte, *bs)}
+			var res sgio.Result
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(*count) {
+					return
+				}
+				binary.BigEndian.PutUint64(cdb[2:], uint64(i)%span*per)
+				var err error
+				if *copied {
+					err = dev.Execute(ctx, req, &res)
+				} else {
+					var release func()
+					if _, release, err = dev.ExecuteLent(ctx, req, &res); release != nil {
+						release()
+					}
+				}
+				if err == nil && res.Status != sgio.StatusGood {
+					err = fmt.Errorf("READ(16): status %#x, sense % x", res.Status, res.Sense)
+				}
+				if err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	iops := float64(*count) / elapsed.Seconds()
+	fmt.Fprintf(stdout, "%s: %d reads of %d bytes at queue depth %d in %.3f s: %.0f IOPS, %.1f MB/s, mean latency %.1f µs\n",
+		fs.Arg(0), *count, *bs, *qd, elapsed.Seconds(), iops, iops*float64(*bs)/1e6,
+		elapsed.Seconds()*1e6*float64(*qd)/float64(*count))
+	return nil
+}
+
+// readCapacity returns a device's number of blocks and block size,
+// retrying past a unit attention (reported once after a reset or a
+// change).
+func readCapacity(ctx context.Context, dev *sgio.SG) (uint64, int, error) {
+	buf := make([]byte, 32)
+	var res sgio.Result
+	for try := 0; ; try++ {
+		err := dev.Execute(ctx, &sgio.Request{CDB: scsi.ReadCapacity16CDB(uint32(len(buf))), Dir: sgio.DirFromDevice, Data: buf}, &res)
+		if err != nil {
+			return 0, 0, err
+		}
+		if res.Status == sgio.StatusGood {
+			break
+		}
+		if try == 3 || res.Status != sgio.StatusCheckCondition || len(res.Sense) < 3 || res.Sense[2]&0x0f != 0x06 {
+			return 0, 0, fmt.Errorf("READ CAPACITY(16): status %#x, sense % x", res.Status, res.Sense)
+		}
+	}
+	bsize := int(binary.BigEndian.Uint32(buf[8:]))
+	if bsize == 0 {
+		return 0, 0, errors.New("READ CAPACITY(16): block size 0")
+	}
+	return binary.BigEndian.Uint64(buf) + 1, bsize, nil
+}
