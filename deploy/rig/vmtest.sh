@@ -11,7 +11,7 @@
 # Environment:
 #   RIG_TARGETS       iSCSI targets for "rig-targets: each" tests, default
 #                     "sanbridge"; "sanbridge tgtd" adds the comparison peer
-#   VMTEST_TIMEOUT    seconds for the whole guest run (default 840)
+#   VMTEST_TIMEOUT    seconds for the whole guest run (default 1200)
 #   RIG_TEST_TIMEOUT  default per-test limit in seconds (default 300)
 #   VMTEST_SKIP_BUILD 1: use the existing image
 #
@@ -22,7 +22,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/host.sh"
 
 stage_start=$(sb_now)
-timeout_s=${VMTEST_TIMEOUT:-840}
+timeout_s=${VMTEST_TIMEOUT:-1200}
 run="$SB_BUILD/vmtest"
 share="$run/share"
 mkdir -p "$run"
