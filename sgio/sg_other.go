@@ -27,6 +27,11 @@ func (s *SG) Execute(ctx context.Context, req *Request, res *Result) error {
 	return &OpError{Op: "submit", Err: errors.ErrUnsupported}
 }
 
+// ExecuteLent fails with errors.ErrUnsupported.
+func (s *SG) ExecuteLent(ctx context.Context, req *Request, res *Result) ([]byte, func(), error) {
+	return nil, nil, s.Execute(ctx, req, res)
+}
+
 // Limits returns zero limits.
 func (s *SG) Limits() Limits { return Limits{} }
 
@@ -36,4 +41,7 @@ func (s *SG) Info() Info { return Info{} }
 // Close does nothing.
 func (s *SG) Close() error { return nil }
 
-var _ Device = (*SG)(nil)
+var (
+	_ Device = (*SG)(nil)
+	_ Lender = (*SG)(nil)
+)
