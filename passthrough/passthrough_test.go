@@ -263,3 +263,44 @@ func TestCDBTrimmedToItsLength(t *testing.T) {
 		t.Fatalf("CDB lengths %v", lens)
 	}
 }
+
+// lendingDevice lends its own buffer for data-in, as the SG backend's
+// solo descriptor does, and counts the releases.
+type lendingDevice struct {
+	failingDevice
+	buf      []byte
+	released int
+}
+
+func (l *lendingDevice) ExecuteLent(ctx context.Context, req *sgio.Request, res *sgio.Result) ([]byte, func(), error) {
+	if err := l.Execute(ctx, req, res); err != nil {
+		return nil, nil, err
+	}
+	return l.buf[:min(res.Transferred(len(req.Data)), len(l.buf))], func() { l.released++ }, nil
+}
+
+// TestLentData: data a device lends goes into the response with its
+// release, and is released at once when a transport failure replaces
+// the data.
+func TestLentData(t *testing.T) {
+	dev := &lendingDevice{buf: []byte("lent data, not the engine's buffer")}
+	dev.res = &sgio.Result{Resid: 512 - 9}
+	tg, err := NewTarget([]*LU{NewLU(0, dev)}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	read10 := []byte{0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0}
+	r := run(t, tg, nexus(1), 0, read10, 512)
+	if r.Status != 0 || r.ReadLen != 9 || string(r.ReadData) != "lent data" || r.Release == nil {
+		t.Fatalf("response %+v, want the 9 lent bytes and a release", r)
+	}
+	if dev.released != 0 {
+		t.Fatal("released before the engine sent the data")
+	}
+	r.Release()
+	dev.res = &sgio.Result{HostStatus: didBusBusy}
+	r = run(t, tg, nexus(1), 0, read10, 512)
+	if r.Status != sgio.StatusBusy || r.ReadData != nil || r.Release != nil || dev.released != 2 {
+		t.Fatalf("transport failure: response %+v, %d releases; want BUSY, no data and both buffers released", r, dev.released)
+	}
+}

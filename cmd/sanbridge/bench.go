@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sanbridge/sanbridge/sgio"
+	"github.com/sanbridge/sanbridge/sgio/discover"
 	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
 
@@ -57,10 +58,11 @@ flags:
 		return err
 	}
 	defer dev.Close()
-	blocks, blockSize, err := readCapacity(ctx, dev)
+	c, err := discover.ReadCapacity(ctx, dev, 0)
 	if err != nil {
 		return err
 	}
+	blocks, blockSize := c.Blocks(), int(c.BlockSize)
 	if *bs%blockSize != 0 || *bs > dev.Limits().MaxTransferBytes {
 		return fmt.Errorf("%w: --bs %d: not a multiple of the block size %d, or above the device's limit of %d bytes",
 			errUsage, *bs, blockSize, dev.Limits().MaxTransferBytes)
@@ -123,29 +125,4 @@ flags:
 		fs.Arg(0), *count, *bs, *qd, elapsed.Seconds(), iops, iops*float64(*bs)/1e6,
 		elapsed.Seconds()*1e6*float64(*qd)/float64(*count))
 	return nil
-}
-
-// readCapacity returns a device's number of blocks and block size,
-// retrying past a unit attention (reported once after a reset or a
-// change).
-func readCapacity(ctx context.Context, dev *sgio.SG) (uint64, int, error) {
-	buf := make([]byte, 32)
-	var res sgio.Result
-	for try := 0; ; try++ {
-		err := dev.Execute(ctx, &sgio.Request{CDB: scsi.ReadCapacity16CDB(uint32(len(buf))), Dir: sgio.DirFromDevice, Data: buf}, &res)
-		if err != nil {
-			return 0, 0, err
-		}
-		if res.Status == sgio.StatusGood {
-			break
-		}
-		if try == 3 || res.Status != sgio.StatusCheckCondition || len(res.Sense) < 3 || res.Sense[2]&0x0f != 0x06 {
-			return 0, 0, fmt.Errorf("READ CAPACITY(16): status %#x, sense % x", res.Status, res.Sense)
-		}
-	}
-	bsize := int(binary.BigEndian.Uint32(buf[8:]))
-	if bsize == 0 {
-		return 0, 0, errors.New("READ CAPACITY(16): block size 0")
-	}
-	return binary.BigEndian.Uint64(buf) + 1, bsize, nil
 }

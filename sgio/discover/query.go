@@ -116,6 +116,13 @@ func (q *querier) vpd(ctx context.Context, page byte) ([]byte, error) {
 	return b, nil
 }
 
+// ReadCapacity asks dev for its capacity: READ CAPACITY(16), or (10) on
+// devices without it, retrying past a unit attention, busy or task set
+// full; timeout bounds each command (0: the device's default).
+func ReadCapacity(ctx context.Context, dev sgio.Device, timeout time.Duration) (Capacity, error) {
+	return (&querier{dev: dev, timeout: timeout}).capacity(ctx)
+}
+
 // capacity reads READ CAPACITY(16), falling back to READ CAPACITY(10)
 // for devices without it.
 func (q *querier) capacity(ctx context.Context) (Capacity, error) {
