@@ -1,7 +1,8 @@
 # sanbridge: an FC/SAS/SCSI-to-iSCSI bridge gateway.
 #   make demo       boot the appliance under QEMU with emulated SAS/SCSI/USB hardware
 #   make demo-local run the gateway on this host with the embedded demo config
-#   make test       every test: unit, race, fuzz smoke, iscsi-test-cu conformance, VM stage
+#   make test       every test: unit, race, fuzz smoke, iscsi-test-cu conformance,
+#                   deploy-script failure paths, VM stage
 #   make vmtest     only the QEMU stage
 #   make bench      side-by-side benchmarks with tgtd (prints ratios)
 #   make appliance  build the appliance image
@@ -10,7 +11,7 @@ GO       ?= go
 BIN      := sanbridge
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build static demo demo-local test unit fuzz conformance vmtest bench appliance deps vet clean
+.PHONY: all build static demo demo-local test unit fuzz conformance deploytest vmtest bench appliance deps vet clean
 
 all: build
 
@@ -34,7 +35,9 @@ deps:
 	command -v iscsi-test-cu >/dev/null || need="$$need libiscsi-bin"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need; \
+		apt-get update -q || { echo "make deps: apt-get update failed"; exit 1; }; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need || \
+			{ echo "make deps: apt-get install$$need failed (check: apt-cache policy$$need)"; exit 1; }; \
 	fi
 
 # vet also builds outside Linux (darwin): sgio's "unsupported" stubs
@@ -63,6 +66,10 @@ fuzz:
 conformance: deps
 	SANBRIDGE_REQUIRE_PEERS=1 $(GO) test -count=1 -run 'TestConformance' -v -timeout 20m ./bridge/
 
+# The deploy scripts' failure paths: each failing step must name itself.
+deploytest:
+	bash deploy/test/scripts.sh
+
 vmtest:
 	bash deploy/rig/vmtest.sh
 
@@ -72,7 +79,7 @@ appliance:
 bench: deps build
 	bash deploy/bench/bench.sh
 
-test: deps vet unit fuzz vmtest
+test: deps vet unit fuzz deploytest vmtest
 	@echo "make test: all stages passed"
 
 clean:

@@ -12,10 +12,9 @@
 #   SANBRIDGE_NO_BINARY  1: build the image without sanbridge if it does not
 #                        build (for working on the rig itself)
 #   SANBRIDGE_GO_TAGS    build tags for sanbridge (default nousb)
-set -euo pipefail
-
 # shellcheck source=../lib/host.sh
-. "$(dirname "$0")/../lib/host.sh"
+. "$(dirname "$0")/../lib/host.sh" || { echo "sanbridge: error: cannot read deploy/lib/host.sh" >&2; exit 1; }
+sb_strict
 
 start=$(sb_now)
 sb_ensure_host_packages

@@ -71,6 +71,10 @@ die() {
 	log "error: $*"
 	exit 1
 }
+# Any step that fails without its own message is named (file, line,
+# command, status) before the script exits.
+set -E
+trap 'log "error: line $LINENO: '"'"'$BASH_COMMAND'"'"' failed with status $?"; trap - ERR' ERR
 
 if ! [[ $BENCH_SECS =~ ^[0-9]+$ ]] || ((BENCH_SECS < 3 || BENCH_SECS > 60)); then
 	die "BENCH_SECS must be 3..60"
@@ -151,9 +155,10 @@ install_missing() {
 	((${#need[@]})) || return 0
 	[[ $(id -u) == 0 ]] || die "missing ${need[*]} and not root to install them"
 	log "installing ${need[*]}"
-	apt-get -o DPkg::Lock::Timeout=300 update -q >&2
+	apt-get -o DPkg::Lock::Timeout=300 update -q >&2 || die "apt-get update failed"
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-		install -y -q --no-install-recommends "${need[@]}" >&2
+		install -y -q --no-install-recommends "${need[@]}" >&2 ||
+		die "apt-get install ${need[*]} failed: check each with 'apt-cache policy NAME'"
 }
 install_missing
 for tool in stdbuf awk; do command -v "$tool" >/dev/null || die "$tool not found"; done

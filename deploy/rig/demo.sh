@@ -11,10 +11,9 @@
 #                          deploy/appliance/demo.hcl; its 127.0.0.1:3260
 #                          advertise address is rewritten to the port)
 #   SANBRIDGE_SKIP_BUILD   1: use the existing image
-set -euo pipefail
-
 # shellcheck source=../lib/host.sh
-. "$(dirname "$0")/../lib/host.sh"
+. "$(dirname "$0")/../lib/host.sh" || { echo "sanbridge: error: cannot read deploy/lib/host.sh" >&2; exit 1; }
+sb_strict
 
 port=${SANBRIDGE_DEMO_PORT:-3260}
 config=${SANBRIDGE_DEMO_CONFIG:-$SB_DEPLOY/appliance/demo.hcl}

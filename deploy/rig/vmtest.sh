@@ -16,10 +16,9 @@
 #   VMTEST_SKIP_BUILD 1: use the existing image
 #
 # Adding a test: see deploy/rig/README.md.
-set -euo pipefail
-
 # shellcheck source=../lib/host.sh
-. "$(dirname "$0")/../lib/host.sh"
+. "$(dirname "$0")/../lib/host.sh" || { echo "sanbridge: error: cannot read deploy/lib/host.sh" >&2; exit 1; }
+sb_strict
 
 stage_start=$(sb_now)
 timeout_s=${VMTEST_TIMEOUT:-1200}
@@ -29,15 +28,26 @@ mkdir -p "$run"
 exec 9>"$run.lock"
 flock -n 9 || sb_die "another vmtest is running in $SB_BUILD"
 
-sb_ensure_host_packages
-if [ "${VMTEST_SKIP_BUILD:-0}" != 1 ] && ! "$SB_DEPLOY/appliance/build.sh"; then
+# setup_failed STEP: the stage could not start; the summary names the step
+# and the first error it recorded (sb_die and the ERR trap of sb_strict
+# write to SB_FAIL_FILE).
+setup_failed() {
+	local why
+	why=$(head -n 1 "$SB_FAIL_FILE" 2>/dev/null || true)
 	echo
 	echo "VM test results:"
-	printf '  %-4s %-34s (deploy/appliance/build.sh failed)\n' FAIL build
+	printf '  %-4s %-34s (%s failed: %s)\n' FAIL "$1" "$1" "${why:-no message; see the output above}"
 	echo "0 passed, 1 failed"
 	exit 1
+}
+export SB_FAIL_FILE="$run/setup.failed"
+rm -f "$SB_FAIL_FILE"
+(sb_ensure_host_packages) || setup_failed "host packages"
+if [ "${VMTEST_SKIP_BUILD:-0}" != 1 ] && ! "$SB_DEPLOY/appliance/build.sh"; then
+	setup_failed "appliance build (deploy/appliance/build.sh)"
 fi
-sb_image_check
+(sb_image_check) || setup_failed "appliance image"
+unset SB_FAIL_FILE
 
 # The share: the rig's guest files, the hardware truth, results.
 rm -rf "$share" "$run/disks" "$run/console.log"
