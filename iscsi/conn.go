@@ -153,6 +153,10 @@ func (c *conn) serve(ctx context.Context) {
 	c.out = make(chan outItem, int(ss.window)*(1+int(c.params.MaxOutstandingR2T))+64)
 	go c.sendLoop()
 	go c.pinger()
+	h := ss.handler()
+	if h != nil {
+		h.Attach(&ss.nexus, ss)
+	}
 
 	err = c.readLoop()
 	var pe *protoError
@@ -179,8 +183,8 @@ func (c *conn) serve(ctx context.Context) {
 	c.close()
 	<-c.sendDone
 	c.srv.unregisterSession(ss)
-	if ss.target != nil && ss.target.Handler != nil {
-		ss.target.Handler.SessionEnded(&ss.nexus)
+	if h != nil {
+		h.Detach(&ss.nexus)
 	}
 	c.log.Info().Msg("session closed")
 }

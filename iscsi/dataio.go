@@ -2,6 +2,8 @@ package iscsi
 
 import (
 	"sync/atomic"
+
+	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
 
 // taskState tracks a task through its life.
@@ -205,15 +207,15 @@ func (c *conn) handleDataOut(f *Frame) error {
 		// Unsolicited data.
 		switch {
 		case c.params.InitialR2T:
-			return c.failData(t, ascDataPhaseError, "unsolicited Data-Out with InitialR2T=Yes")
+			return c.failData(t, scsi.ASCDataPhaseError, "unsolicited Data-Out with InitialR2T=Yes")
 		case t.unsolDone:
-			return c.failData(t, ascDataPhaseError, "unsolicited Data-Out after the unsolicited burst ended")
+			return c.failData(t, scsi.ASCDataPhaseError, "unsolicited Data-Out after the unsolicited burst ended")
 		case d.DataSN != t.unsolSN:
-			return c.failData(t, ascDataPhaseError, "Data-Out DataSN %d, expected %d", d.DataSN, t.unsolSN)
+			return c.failData(t, scsi.ASCDataPhaseError, "Data-Out DataSN %d, expected %d", d.DataSN, t.unsolSN)
 		case d.BufferOffset != t.received:
-			return c.failData(t, ascDataOffsetError, "Data-Out offset %d, expected %d", d.BufferOffset, t.received)
+			return c.failData(t, scsi.ASCDataOffsetError, "Data-Out offset %d, expected %d", d.BufferOffset, t.received)
 		case d.BufferOffset+n > t.unsolLen || d.BufferOffset+n < d.BufferOffset:
-			return c.failData(t, ascDataOffsetError, "unsolicited data beyond FirstBurstLength")
+			return c.failData(t, scsi.ASCDataOffsetError, "unsolicited data beyond FirstBurstLength")
 		}
 		copy(t.wbuf.b[d.BufferOffset:], f.Data)
 		t.received += n
@@ -231,18 +233,18 @@ func (c *conn) handleDataOut(f *Frame) error {
 		}
 	}
 	if i == t.nr2t {
-		return c.failData(t, ascDataPhaseError, "Data-Out with unknown TTT %#x", d.TTT)
+		return c.failData(t, scsi.ASCDataPhaseError, "Data-Out with unknown TTT %#x", d.TTT)
 	}
 	r := &t.r2ts[i]
 	switch {
 	case d.DataSN != r.nextDataSN:
-		return c.failData(t, ascDataPhaseError, "Data-Out DataSN %d, expected %d", d.DataSN, r.nextDataSN)
+		return c.failData(t, scsi.ASCDataPhaseError, "Data-Out DataSN %d, expected %d", d.DataSN, r.nextDataSN)
 	case d.BufferOffset != r.offset+r.got || d.BufferOffset != t.received:
-		return c.failData(t, ascDataOffsetError, "Data-Out offset %d, expected %d", d.BufferOffset, r.offset+r.got)
+		return c.failData(t, scsi.ASCDataOffsetError, "Data-Out offset %d, expected %d", d.BufferOffset, r.offset+r.got)
 	case r.got+n > r.length:
-		return c.failData(t, ascDataOffsetError, "Data-Out exceeds the R2T's %d bytes", r.length)
+		return c.failData(t, scsi.ASCDataOffsetError, "Data-Out exceeds the R2T's %d bytes", r.length)
 	case d.Final != (r.got+n == r.length):
-		return c.failData(t, ascDataPhaseError, "Data-Out F bit does not end the R2T sequence")
+		return c.failData(t, scsi.ASCDataPhaseError, "Data-Out F bit does not end the R2T sequence")
 	}
 	copy(t.wbuf.b[d.BufferOffset:], f.Data)
 	r.got += n
@@ -256,24 +258,16 @@ func (c *conn) handleDataOut(f *Frame) error {
 	return nil
 }
 
-// Sense codes for failed data phases (SPC-4 table: 4Bh DATA PHASE ERROR,
-// 4Bh/05h DATA OFFSET ERROR).
-var (
-	ascDataPhaseError  = [2]byte{0x4b, 0x00}
-	ascDataOffsetError = [2]byte{0x4b, 0x05}
-)
-
 // failData ends a task whose Data-Out sequence broke the rules, with
-// CHECK CONDITION / ABORTED COMMAND, without running it.
-func (c *conn) failData(t *task, asc [2]byte, format string, args ...any) error {
+// CHECK CONDITION / ABORTED COMMAND and asc (DATA PHASE ERROR or DATA
+// OFFSET ERROR), without running it.
+func (c *conn) failData(t *task, asc scsi.ASC, format string, args ...any) error {
 	c.log.Warn().Uint32("itt", t.itt).Msgf("task failed: "+format, args...)
 	c.ss.retire(t)
-	// Fixed sense: ABORTED COMMAND with the given ASC/ASCQ.
-	sense := t.sense[2 : 2+18]
-	clear(sense)
-	sense[0], sense[2], sense[7], sense[12], sense[13] = 0x70, 0x0b, 10, asc[0], asc[1]
-	t.sense[0], t.sense[1] = 0, 18
-	t.resp = Response{Status: 0x02, Sense: sense}
+	s := scsi.NewSense(scsi.SenseAbortedCommand, asc)
+	sense := s.AppendFixed(t.sense[2:2])
+	t.sense[0], t.sense[1] = 0, byte(len(sense))
+	t.resp = Response{Status: scsi.CheckCondition, Sense: sense}
 	c.enqueue(outItem{kind: itemComplete, t: t, release: !t.immediate})
 	return nil
 }
@@ -365,7 +359,7 @@ func (c *conn) sendCompletion(t *task, din *DataIn) error {
 	if t.read {
 		rOver, rUnder, rCount = residual(t.readLen, uint32(len(data)), r.Wanted)
 	}
-	inline := !r.ServiceFailure && r.Status == 0 && len(r.Sense) == 0 && len(data) > 0 && !t.write
+	inline := !r.ServiceFailure && r.Status == scsi.Good && len(r.Sense) == 0 && len(data) > 0 && !t.write
 	var dataSN uint32
 	for off := 0; off < len(data); {
 		burstEnd := min(len(data), off+int(p.MaxBurstLength))
@@ -401,7 +395,7 @@ func (c *conn) sendCompletion(t *task, din *DataIn) error {
 	*sr = SCSIResponse{ITT: t.itt, Status: r.Status}
 	if r.ServiceFailure {
 		sr.Response = RespTargetFailure
-		sr.Status = 0
+		sr.Status = scsi.Good
 	} else {
 		switch {
 		case t.read && t.write:

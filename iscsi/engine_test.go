@@ -82,7 +82,9 @@ func (h *memHandler) TaskManagement(_ context.Context, _ *Nexus, fn TMFunction, 
 
 func (h *memHandler) HasLUN(_ *Nexus, l LUN) bool { n, ok := l.Number(); return ok && n == 0 }
 
-func (h *memHandler) SessionEnded(n *Nexus) {
+func (h *memHandler) Attach(*Nexus, NexusControl) {}
+
+func (h *memHandler) Detach(n *Nexus) {
 	h.mu.Lock()
 	h.ended = append(h.ended, *n)
 	h.mu.Unlock()

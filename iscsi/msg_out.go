@@ -1,6 +1,10 @@
 package iscsi
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/sanbridge/sanbridge/sgio/scsi"
+)
 
 // This file holds the PDUs a target sends. Each encodes its BHS with
 // EncodeBHS; the data segment is passed beside it to the writer, which
@@ -53,7 +57,7 @@ const (
 type SCSIResponse struct {
 	seqNums
 	Response  ServiceResponse
-	Status    byte
+	Status    scsi.Status
 	ITT       uint32
 	ExpDataSN uint32
 	// Residual flags and counts: Overflow/Underflow for the (read or
@@ -85,7 +89,7 @@ func (r *SCSIResponse) EncodeBHS(b *BHS) {
 		b[1] |= 0x02
 	}
 	b[2] = byte(r.Response)
-	b[3] = r.Status
+	b[3] = byte(r.Status)
 	b.SetDataSegmentLength(uint32(len(r.Data)))
 	b.put32(16, r.ITT)
 	r.put(b)
@@ -106,7 +110,7 @@ type DataIn struct {
 	// HasStatus (S bit) carries the command's status in this PDU.
 	HasStatus           bool
 	Overflow, Underflow bool
-	Status              byte
+	Status              scsi.Status
 	LUN                 LUN
 	ITT                 uint32
 	TTT                 uint32
@@ -140,7 +144,7 @@ func (d *DataIn) EncodeBHS(b *BHS) {
 		if d.Underflow {
 			b[1] |= 0x02
 		}
-		b[3] = d.Status
+		b[3] = byte(d.Status)
 		b.put32(24, d.StatSN)
 		b.put32(44, d.ResidualCount)
 	}

@@ -61,6 +61,20 @@ func newSession(srv *Server, r *loginResult, window uint32) *session {
 	return ss
 }
 
+// handler returns the handler a normal session attaches to, nil for
+// discovery sessions and targets without one.
+func (ss *session) handler() Handler {
+	if ss.discovery || ss.target == nil {
+		return nil
+	}
+	return ss.target.Handler
+}
+
+// AbortTasks implements NexusControl.
+func (ss *session) AbortTasks(lun LUN, all bool) {
+	ss.abortMatching(context.Background(), func(t *task) bool { return all || t.lun == lun })
+}
+
 func (ss *session) key() sessionKey {
 	return sessionKey{initiator: ss.nexus.InitiatorName, isid: ss.nexus.ISID, target: ss.nexus.TargetName}
 }

@@ -3,6 +3,8 @@ package iscsi
 import (
 	"context"
 	"fmt"
+
+	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
 
 // Nexus identifies an I_T nexus: one initiator port (name + ISID) logged
@@ -54,8 +56,8 @@ type Command struct {
 
 // Response is the outcome of a Command.
 type Response struct {
-	// Status is the SCSI status byte (SAM-5 5.3).
-	Status byte
+	// Status is the SCSI status (SAM-5 5.3).
+	Status scsi.Status
 	// Sense is the sense data for CHECK CONDITION; the engine copies it.
 	Sense []byte
 	// ReadLen is how many bytes of ReadBuf (or of ReadData) hold data-in.
@@ -81,20 +83,51 @@ type Response struct {
 
 // Handler executes SCSI commands for one target. The engine calls it
 // concurrently, from many sessions, for many LUNs.
+//
+// For each normal session of the target the engine calls Attach once the
+// session reaches full feature phase, before any of its commands reaches
+// Execute, and Detach once when the session ends (logout, connection
+// loss, reinstatement by a new login of the same initiator port, server
+// shutdown), after every task of the nexus has returned from Execute.
+// Discovery sessions are neither attached nor detached.
 type Handler interface {
-	// Execute runs cmd. ctx is cancelled when the task is aborted or the
-	// session ends; the handler should return promptly then (its response
-	// is discarded).
+	// Execute runs cmd. ctx is the task's own: it is cancelled when the
+	// task is aborted (ABORT TASK, ABORT TASK SET, CLEAR TASK SET, LUN
+	// RESET, TARGET RESET, [NexusControl.AbortTasks]) or its session ends;
+	// the handler should return promptly then (its response is
+	// discarded).
 	Execute(ctx context.Context, cmd *Command) Response
 	// TaskManagement is called for a task management function after the
-	// engine has aborted the tasks it affects in every session; the
-	// handler applies the function's other effects (reservations, unit
-	// attentions) and answers. lun is meaningful for LUN-scoped functions.
+	// engine has aborted the tasks it affects in every session and their
+	// Execute calls have returned; the handler applies the function's
+	// other effects (reservations, unit attentions, device resets) and
+	// answers. lun is meaningful for LUN-scoped functions.
 	TaskManagement(ctx context.Context, nexus *Nexus, fn TMFunction, lun LUN) TMFResponse
 	// HasLUN reports whether lun exists for the nexus (for task
 	// management answers "LUN does not exist").
 	HasLUN(nexus *Nexus, lun LUN) bool
-	// SessionEnded tells the handler that the nexus is gone (logout,
-	// connection loss or reinstatement), so per-nexus state can go.
-	SessionEnded(nexus *Nexus)
+	// Attach tells the handler that a normal session of this target
+	// reached full feature phase; it is called before the session's first
+	// command is handed to Execute. ctl acts on the nexus' tasks and is
+	// valid until Detach returns. nexus stays the same pointer until
+	// Detach.
+	Attach(nexus *Nexus, ctl NexusControl)
+	// Detach tells the handler that the nexus ended (logout, connection
+	// loss, reinstatement, shutdown). It is called once per Attach, after
+	// the nexus' tasks have all returned from Execute.
+	Detach(nexus *Nexus)
+}
+
+// NexusControl is the engine's side of one attached nexus, given to
+// [Handler.Attach].
+type NexusControl interface {
+	// AbortTasks aborts the nexus' tasks addressed to lun (every LUN if
+	// all is true) as if an ABORT TASK SET had come for them, but sends
+	// no task management response: aborted tasks get no response, their
+	// contexts are cancelled. It returns once every aborted task's
+	// Execute has returned, so they can no longer touch the medium. It is
+	// safe to call from inside another nexus' Execute; it must not be
+	// called from inside Execute for a task it would abort (the caller's
+	// own task), which would wait for itself.
+	AbortTasks(lun LUN, all bool)
 }

@@ -72,9 +72,12 @@ func (t *Target) lu(_ *iscsi.Nexus, l iscsi.LUN) *LU {
 // HasLUN implements iscsi.Handler.
 func (t *Target) HasLUN(nexus *iscsi.Nexus, l iscsi.LUN) bool { return t.lu(nexus, l) != nil }
 
-// SessionEnded implements iscsi.Handler: the nexus' pending unit
-// attentions go with it.
-func (t *Target) SessionEnded(n *iscsi.Nexus) { t.ua.gone(portOf(n)) }
+// Attach implements iscsi.Handler.
+func (t *Target) Attach(*iscsi.Nexus, iscsi.NexusControl) {}
+
+// Detach implements iscsi.Handler: the nexus' pending unit attentions go
+// with it.
+func (t *Target) Detach(n *iscsi.Nexus) { t.ua.gone(portOf(n)) }
 
 // TaskManagement implements iscsi.Handler. The engine has already aborted
 // the affected tasks in every session. The devices themselves are not
@@ -177,10 +180,10 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 		log.Warn().Err(err).Uint64("lun", lu.ID).Hex("cdb", cdb).Msg("device request failed")
 		return r
 	}
-	if res.Status != sgio.StatusGood || res.HostStatus != 0 || res.DriverStatus&^driverSense != 0 {
+	if res.Status != scsi.Good || res.HostStatus != 0 || res.DriverStatus&^scsi.DriverSense != 0 {
 		if e := log.Debug(); e.Enabled() {
-			e.Uint64("lun", lu.ID).Hex("cdb", cdb).Uint8("status", res.Status).
-				Uint16("host", res.HostStatus).Uint16("driver", res.DriverStatus).
+			e.Uint64("lun", lu.ID).Hex("cdb", cdb).Stringer("status", res.Status).
+				Stringer("host", res.HostStatus).Stringer("driver", res.DriverStatus).
 				Hex("sense", res.Sense).Msg("device returned an error")
 		}
 	}
@@ -194,13 +197,13 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 	case sgio.DirBidi:
 		resp.ReadLen = res.Transferred(len(req.ReadData))
 	}
-	if res.HostStatus != 0 || res.DriverStatus&^driverSense != 0 {
+	if res.HostStatus != 0 || res.DriverStatus&^scsi.DriverSense != 0 {
 		if release != nil {
 			release() // no data goes out
 		}
 		return transportResponse(res)
 	}
-	if res.Status == sgio.StatusCheckCondition {
+	if res.Status == scsi.CheckCondition {
 		resp.Sense = res.Sense
 		if len(resp.Sense) == 0 {
 			// A CHECK CONDITION without sense can't be explained to the
@@ -211,45 +214,23 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command, log zerolog.Logger) is
 	return resp
 }
 
-// driverSense is the Linux DRIVER_SENSE flag: sense data is valid; it is
-// not a failure.
-const driverSense = 0x08
-
-// Linux host byte values (include/scsi/scsi_status.h).
-const (
-	didNoConnect  = 0x01
-	didBusBusy    = 0x02
-	didTimeOut    = 0x03
-	didBadTarget  = 0x04
-	didAbort      = 0x05
-	didParity     = 0x06
-	didError      = 0x07
-	didReset      = 0x08
-	didBadIntr    = 0x09
-	didImmRetry   = 0x0c
-	didRequeue    = 0x0d
-	didTransport  = 0x0e
-	didTransportF = 0x0f
-	didSoftError  = 0x0b
-)
-
 // transportResponse turns a host/driver failure into SCSI status and
 // sense an initiator understands (the SCSI status byte itself is not
 // meaningful when the transport failed).
 func transportResponse(res *sgio.Result) iscsi.Response {
 	switch res.HostStatus {
-	case didBusBusy, didImmRetry, didRequeue, didSoftError, didTransport:
-		return iscsi.Response{Status: sgio.StatusBusy}
-	case didNoConnect, didBadTarget, didTransportF:
+	case scsi.HostBusBusy, scsi.HostImmRetry, scsi.HostRequeue, scsi.HostSoftError, scsi.HostTransportDisrupted:
+		return iscsi.Response{Status: scsi.Busy}
+	case scsi.HostNoConnect, scsi.HostBadTarget, scsi.HostTransportFailfast:
 		return checkCondition(scsi.SenseNotReady, scsi.ASCLUCommunicationFailure)
-	case didTimeOut, didAbort:
+	case scsi.HostTimeOut, scsi.HostAbort:
 		return checkCondition(scsi.SenseAbortedCommand, scsi.ASCNoAdditionalSense)
-	case didReset:
+	case scsi.HostReset:
 		return checkCondition(scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
-	case didParity:
+	case scsi.HostParity:
 		return checkCondition(scsi.SenseAbortedCommand, scsi.ASCInitiatorDetectedError)
 	}
-	if res.Status == sgio.StatusCheckCondition && len(res.Sense) > 0 && res.HostStatus == 0 {
+	if res.Status == scsi.CheckCondition && len(res.Sense) > 0 && res.HostStatus == 0 {
 		return iscsi.Response{Status: res.Status, Sense: res.Sense}
 	}
 	return checkCondition(scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
@@ -259,7 +240,7 @@ func transportResponse(res *sgio.Result) iscsi.Response {
 func errorResponse(err error) iscsi.Response {
 	switch {
 	case errors.Is(err, sgio.ErrBusy), errors.Is(err, sgio.ErrQueueFull):
-		return iscsi.Response{Status: sgio.StatusTaskSetFull}
+		return iscsi.Response{Status: scsi.TaskSetFull}
 	case errors.Is(err, sgio.ErrGone), errors.Is(err, sgio.ErrClosed):
 		return checkCondition(scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
 	case errors.Is(err, sgio.ErrTooLarge), errors.Is(err, sgio.ErrBadRequest):
@@ -271,7 +252,7 @@ func errorResponse(err error) iscsi.Response {
 }
 
 func checkCondition(key scsi.SenseKey, asc scsi.ASC) iscsi.Response {
-	return iscsi.Response{Status: sgio.StatusCheckCondition, Sense: scsi.FixedSense(key, asc)}
+	return iscsi.Response{Status: scsi.CheckCondition, Sense: scsi.FixedSense(key, asc)}
 }
 
 // noSuchLUN answers a command to a LUN that does not exist (SPC-4 4.6.3
@@ -315,12 +296,12 @@ func senseAsData(cmd *iscsi.Command, s []byte) iscsi.Response {
 func (t *Target) reportLUNs(cmd *iscsi.Command) iscsi.Response {
 	cdb := cmd.CDB
 	if len(cdb) < 12 {
-		return iscsi.Response{Status: sgio.StatusCheckCondition, Sense: scsi.InvalidFieldInCDB(0, 7)}
+		return iscsi.Response{Status: scsi.CheckCondition, Sense: scsi.InvalidFieldInCDB(0, 7)}
 	}
 	alloc := int(binary.BigEndian.Uint32(cdb[6:10]))
 	if alloc < 16 {
 		// SPC-4 6.33: an allocation length below 16 is an error.
-		return iscsi.Response{Status: sgio.StatusCheckCondition, Sense: scsi.InvalidFieldInCDB(6, 7)}
+		return iscsi.Response{Status: scsi.CheckCondition, Sense: scsi.InvalidFieldInCDB(6, 7)}
 	}
 	var ids []uint64
 	switch cdb[2] {
@@ -330,7 +311,7 @@ func (t *Target) reportLUNs(cmd *iscsi.Command) iscsi.Response {
 	case 0x10, 0x11, 0x12:
 		// Administrative/subsidiary LU selections: no conglomerates here.
 	default:
-		return iscsi.Response{Status: sgio.StatusCheckCondition, Sense: scsi.InvalidFieldInCDB(2, 7)}
+		return iscsi.Response{Status: scsi.CheckCondition, Sense: scsi.InvalidFieldInCDB(2, 7)}
 	}
 	full := 8 + 8*len(ids)
 	out := cmd.ReadBuf

@@ -44,8 +44,8 @@ func run(t *testing.T, tg *Target, n *iscsi.Nexus, lun uint64, cdb []byte, alloc
 
 func senseOf(t *testing.T, r iscsi.Response) scsi.Sense {
 	t.Helper()
-	if r.Status != sgio.StatusCheckCondition {
-		t.Fatalf("status %#x, want CHECK CONDITION", r.Status)
+	if r.Status != scsi.CheckCondition {
+		t.Fatalf("status %v, want CHECK CONDITION", r.Status)
 	}
 	s, err := scsi.ParseSense(r.Sense)
 	if err != nil {
@@ -62,7 +62,7 @@ func TestReportLUNs(t *testing.T) {
 	cmd := &iscsi.Command{Nexus: nexus(1), LUN: iscsi.MakeLUN(7), CDB: cdb, Read: true, ReadBuf: make([]byte, 4096)}
 	r := tg.Execute(context.Background(), cmd)
 	if r.Status != 0 || r.ReadLen != 8+3*8 {
-		t.Fatalf("status %#x len %d", r.Status, r.ReadLen)
+		t.Fatalf("status %v len %d", r.Status, r.ReadLen)
 	}
 	if binary.BigEndian.Uint32(cmd.ReadBuf) != 24 {
 		t.Fatalf("list length %d", binary.BigEndian.Uint32(cmd.ReadBuf))
@@ -104,7 +104,7 @@ func TestMissingLUN(t *testing.T) {
 	inq := []byte{byte(scsi.OpInquiry), 0, 0, 0, 36, 0}
 	r := run(t, tg, nexus(1), 5, inq, 36)
 	if r.Status != 0 || r.ReadLen != 36 {
-		t.Fatalf("INQUIRY to missing LUN: status %#x len %d", r.Status, r.ReadLen)
+		t.Fatalf("INQUIRY to missing LUN: status %v len %d", r.Status, r.ReadLen)
 	}
 	cmd := &iscsi.Command{Nexus: nexus(1), LUN: iscsi.MakeLUN(5), CDB: inq, Read: true, ReadBuf: make([]byte, 36)}
 	tg.Execute(context.Background(), cmd)
@@ -126,7 +126,7 @@ func TestUnitAttentionAfterLUNReset(t *testing.T) {
 	tur := []byte{0, 0, 0, 0, 0, 0}
 	for _, n := range []*iscsi.Nexus{a, b} {
 		if r := run(t, tg, n, 0, tur, 0); r.Status != 0 {
-			t.Fatalf("TUR before reset: %#x", r.Status)
+			t.Fatalf("TUR before reset: %v", r.Status)
 		}
 	}
 	if r := tg.TaskManagement(context.Background(), a, iscsi.TMFLogicalUnitReset, iscsi.MakeLUN(0)); r != iscsi.TMFComplete {
@@ -134,7 +134,7 @@ func TestUnitAttentionAfterLUNReset(t *testing.T) {
 	}
 	// INQUIRY does not consume the condition.
 	if r := run(t, tg, b, 0, []byte{byte(scsi.OpInquiry), 0, 0, 0, 36, 0}, 36); r.Status != 0 {
-		t.Fatalf("INQUIRY during UA: %#x", r.Status)
+		t.Fatalf("INQUIRY during UA: %v", r.Status)
 	}
 	for _, n := range []*iscsi.Nexus{a, b} {
 		s := senseOf(t, run(t, tg, n, 0, tur, 0))
@@ -142,24 +142,24 @@ func TestUnitAttentionAfterLUNReset(t *testing.T) {
 			t.Fatalf("after reset: %v", s)
 		}
 		if r := run(t, tg, n, 0, tur, 0); r.Status != 0 {
-			t.Fatalf("UA reported twice: %#x", r.Status)
+			t.Fatalf("UA reported twice: %v", r.Status)
 		}
 	}
 	// The other LUN was not reset.
 	if r := run(t, tg, a, 1, tur, 0); r.Status != 0 {
-		t.Fatalf("LUN 1 got %#x", r.Status)
+		t.Fatalf("LUN 1 got %v", r.Status)
 	}
 	// REQUEST SENSE returns and clears a pending condition.
 	tg.TaskManagement(context.Background(), a, iscsi.TMFTargetWarmReset, iscsi.LUN{})
 	cmd := &iscsi.Command{Nexus: b, LUN: iscsi.MakeLUN(1), CDB: []byte{byte(scsi.OpRequestSense), 0, 0, 0, 18, 0}, Read: true, ReadBuf: make([]byte, 18)}
 	if r := tg.Execute(context.Background(), cmd); r.Status != 0 || r.ReadLen != 18 {
-		t.Fatalf("REQUEST SENSE: %#x %d", r.Status, r.ReadLen)
+		t.Fatalf("REQUEST SENSE: %v %d", r.Status, r.ReadLen)
 	}
 	if s, _ := scsi.ParseSense(cmd.ReadBuf); s.Key != scsi.SenseUnitAttention || s.ASC != scsi.ASCPowerOnOrReset {
 		t.Fatalf("REQUEST SENSE data %v", s)
 	}
 	if r := run(t, tg, b, 1, tur, 0); r.Status != 0 {
-		t.Fatalf("UA not cleared by REQUEST SENSE: %#x", r.Status)
+		t.Fatalf("UA not cleared by REQUEST SENSE: %v", r.Status)
 	}
 	// A session that ends loses its conditions.
 	// Pending now: a has LUN 0 and 1 from the warm reset; b has LUN 0.
@@ -168,7 +168,7 @@ func TestUnitAttentionAfterLUNReset(t *testing.T) {
 	if n := tg.ua.count.Load(); n != 5 {
 		t.Fatalf("%d conditions pending, want 5", n)
 	}
-	tg.SessionEnded(b)
+	tg.Detach(b)
 	if n := tg.ua.count.Load(); n != 3 {
 		t.Fatalf("%d conditions pending after b left, want a's 3", n)
 	}
@@ -194,17 +194,17 @@ func TestTransportErrorsBecomeSense(t *testing.T) {
 	cases := []struct {
 		name   string
 		dev    *failingDevice
-		status byte
+		status scsi.Status
 		key    scsi.SenseKey
 		asc    scsi.ASC
 	}{
 		{"gone", &failingDevice{err: fmt.Errorf("ioctl: %w", sgio.ErrGone)}, 2, scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported},
-		{"queue full", &failingDevice{err: sgio.ErrQueueFull}, sgio.StatusTaskSetFull, 0, 0},
+		{"queue full", &failingDevice{err: sgio.ErrQueueFull}, scsi.TaskSetFull, 0, 0},
 		{"too large", &failingDevice{err: sgio.ErrTooLarge}, 2, scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB},
 		{"timeout", &failingDevice{err: sgio.ErrTimeout}, 2, scsi.SenseAbortedCommand, scsi.ASCNoAdditionalSense},
-		{"DID_NO_CONNECT", &failingDevice{res: &sgio.Result{HostStatus: didNoConnect}}, 2, scsi.SenseNotReady, scsi.ASCLUCommunicationFailure},
-		{"DID_BUS_BUSY", &failingDevice{res: &sgio.Result{HostStatus: didBusBusy}}, sgio.StatusBusy, 0, 0},
-		{"DID_RESET", &failingDevice{res: &sgio.Result{HostStatus: didReset}}, 2, scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset},
+		{"DID_NO_CONNECT", &failingDevice{res: &sgio.Result{HostStatus: scsi.HostNoConnect}}, 2, scsi.SenseNotReady, scsi.ASCLUCommunicationFailure},
+		{"DID_BUS_BUSY", &failingDevice{res: &sgio.Result{HostStatus: scsi.HostBusBusy}}, scsi.Busy, 0, 0},
+		{"DID_RESET", &failingDevice{res: &sgio.Result{HostStatus: scsi.HostReset}}, 2, scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset},
 		{"check without sense", &failingDevice{res: &sgio.Result{Status: 2}}, 2, scsi.SenseHardwareError, scsi.ASCInternalTargetFailure},
 	}
 	for _, tc := range cases {
@@ -215,7 +215,7 @@ func TestTransportErrorsBecomeSense(t *testing.T) {
 			}
 			r := run(t, tg, nexus(1), 0, []byte{0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 512)
 			if r.Status != tc.status {
-				t.Fatalf("status %#x, want %#x", r.Status, tc.status)
+				t.Fatalf("status %v, want %v", r.Status, tc.status)
 			}
 			if tc.status == 2 {
 				s := senseOf(t, r)
@@ -298,9 +298,9 @@ func TestLentData(t *testing.T) {
 		t.Fatal("released before the engine sent the data")
 	}
 	r.Release()
-	dev.res = &sgio.Result{HostStatus: didBusBusy}
+	dev.res = &sgio.Result{HostStatus: scsi.HostBusBusy}
 	r = run(t, tg, nexus(1), 0, read10, 512)
-	if r.Status != sgio.StatusBusy || r.ReadData != nil || r.Release != nil || dev.released != 2 {
+	if r.Status != scsi.Busy || r.ReadData != nil || r.Release != nil || dev.released != 2 {
 		t.Fatalf("transport failure: response %+v, %d releases; want BUSY, no data and both buffers released", r, dev.released)
 	}
 }

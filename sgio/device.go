@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
 
 // Direction is the data direction of a SCSI request, as seen from the host.
@@ -60,26 +62,15 @@ type Request struct {
 	Timeout time.Duration
 }
 
-// SCSI status codes (SAM-5 5.3).
-const (
-	StatusGood                byte = 0x00
-	StatusCheckCondition      byte = 0x02
-	StatusConditionMet        byte = 0x04
-	StatusBusy                byte = 0x08
-	StatusReservationConflict byte = 0x18
-	StatusTaskSetFull         byte = 0x28
-	StatusACAActive           byte = 0x30
-	StatusTaskAborted         byte = 0x40
-)
-
 // Result is everything the transport reported about one request.
 type Result struct {
 	// Status is the SCSI status byte.
-	Status byte
+	Status scsi.Status
 	// HostStatus is the Linux host (adapter) status, DID_* codes; zero when OK.
-	HostStatus uint16
-	// DriverStatus is the Linux driver status, DRIVER_* codes; zero when OK.
-	DriverStatus uint16
+	HostStatus scsi.HostByte
+	// DriverStatus is the Linux driver status, DRIVER_* codes; zero when
+	// OK, [scsi.DriverSense] alone when only the sense data is valid.
+	DriverStatus scsi.DriverByte
 	// Info carries the sg driver's SG_INFO_* flags.
 	Info uint32
 	// Resid is the data-in (or data-out) residual: bytes of the buffer

@@ -140,10 +140,6 @@ const (
 	senseBufferLen     = 252   // SPC-4 maximum sense length (the kernel copies at most 96)
 	sgMinVersion       = 30000 // the v3 interface
 	scsiGenericMajor   = 21    // SCSI_GENERIC_MAJOR
-	didTimeOut         = 0x03  // DID_TIME_OUT
-	didNoConnect       = 0x01  // DID_NO_CONNECT
-	driverTimeout      = 0x06  // DRIVER_TIMEOUT (driver_status & 0x0f)
-	driverStatusMask   = 0x0f  // low nibble of driver_status
 	sgPackIDIndexBits  = 8     // pack_id = generation<<8 | slot index
 	sgPackIDIndexMask  = 1<<sgPackIDIndexBits - 1
 	sgPackIDGenMask    = 1<<(31-sgPackIDIndexBits) - 1

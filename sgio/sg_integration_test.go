@@ -90,12 +90,12 @@ func capacity(tb testing.TB, s *SG) (uint64, int) {
 		if err != nil {
 			tb.Fatalf("READ CAPACITY(16): %v", err)
 		}
-		if res.Status != StatusCheckCondition || len(res.Sense) < 3 || res.Sense[2]&0x0f != 0x06 {
+		if res.Status != scsi.CheckCondition || len(res.Sense) < 3 || res.Sense[2]&0x0f != 0x06 {
 			break
 		}
 	}
-	if res.Status != StatusGood {
-		tb.Fatalf("READ CAPACITY(16): status %#x sense % x", res.Status, res.Sense)
+	if res.Status != scsi.Good {
+		tb.Fatalf("READ CAPACITY(16): status %v sense % x", res.Status, res.Sense)
 	}
 	return binary.BigEndian.Uint64(buf) + 1, int(binary.BigEndian.Uint32(buf[8:]))
 }
@@ -105,8 +105,8 @@ func mustGood(tb testing.TB, what string, res *Result, err error) {
 	if err != nil {
 		tb.Fatalf("%s: %v", what, err)
 	}
-	if res.Status != StatusGood || res.HostStatus != 0 || res.DriverStatus != 0 {
-		tb.Fatalf("%s: status %#x host %#x driver %#x sense % x", what, res.Status, res.HostStatus, res.DriverStatus, res.Sense)
+	if res.Status != scsi.Good || res.HostStatus != 0 || res.DriverStatus != 0 {
+		tb.Fatalf("%s: status %v host %v driver %v sense % x", what, res.Status, res.HostStatus, res.DriverStatus, res.Sense)
 	}
 }
 
@@ -241,9 +241,9 @@ func TestIntegrationOutOfRange(t *testing.T) {
 	if err != nil {
 		t.Fatalf("out-of-range READ(16) is a SCSI outcome, not an error: %v", err)
 	}
-	t.Logf("status %#x host %#x driver %#x info %#x resid %d sense % x", res.Status, res.HostStatus, res.DriverStatus, res.Info, res.Resid, res.Sense)
-	if res.Status != StatusCheckCondition || res.DriverStatus != 0x08 || res.HostStatus != 0 {
-		t.Fatalf("status %#x host %#x driver %#x, want 0x02/0/0x08", res.Status, res.HostStatus, res.DriverStatus)
+	t.Logf("status %v host %v driver %v info %#x resid %d sense % x", res.Status, res.HostStatus, res.DriverStatus, res.Info, res.Resid, res.Sense)
+	if res.Status != scsi.CheckCondition || res.DriverStatus != scsi.DriverSense || res.HostStatus != scsi.HostOK {
+		t.Fatalf("status %v host %v driver %v, want CHECK CONDITION/DID_OK/DRIVER_SENSE", res.Status, res.HostStatus, res.DriverStatus)
 	}
 	if res.Info&sgInfoOKMask == 0 {
 		t.Errorf("info %#x lacks SG_INFO_CHECK", res.Info)
@@ -342,8 +342,8 @@ func TestIntegrationBurst(t *testing.T) {
 				if err != nil {
 					return fmt.Errorf("write lba %d: %w", lba, err)
 				}
-				if res.Status != StatusGood {
-					return fmt.Errorf("write lba %d: status %#x sense % x", lba, res.Status, res.Sense)
+				if res.Status != scsi.Good {
+					return fmt.Errorf("write lba %d: status %v sense % x", lba, res.Status, res.Sense)
 				}
 				return nil
 			})
@@ -356,8 +356,8 @@ func TestIntegrationBurst(t *testing.T) {
 				if err != nil {
 					return fmt.Errorf("read lba %d: %w", lba, err)
 				}
-				if res.Status != StatusGood || !bytes.Equal(b, want) {
-					return fmt.Errorf("read lba %d: status %#x, data matches %v", lba, res.Status, bytes.Equal(b, want))
+				if res.Status != scsi.Good || !bytes.Equal(b, want) {
+					return fmt.Errorf("read lba %d: status %v, data matches %v", lba, res.Status, bytes.Equal(b, want))
 				}
 				return nil
 			})
@@ -399,7 +399,7 @@ func TestIntegrationCancel(t *testing.T) {
 				res, err := s.Do(ctx, &Request{CDB: cdbRW16(opRead16, uint64(g*8), 8), Dir: DirFromDevice, Data: buf})
 				cancel()
 				switch {
-				case err == nil && res.Status == StatusGood:
+				case err == nil && res.Status == scsi.Good:
 					completed.Add(1)
 				case errors.Is(err, context.Canceled):
 					cancelled.Add(1)
@@ -651,7 +651,7 @@ func TestIntegrationCloseWhileBusy(t *testing.T) {
 					closed.Add(1)
 					return
 				}
-				if err != nil || res.Status != StatusGood {
+				if err != nil || res.Status != scsi.Good {
 					t.Errorf("read: %v", err)
 					return
 				}
@@ -772,7 +772,7 @@ func BenchmarkSGRead4K(b *testing.B) {
 							} else {
 								err = s.Execute(ctx, req, &res)
 							}
-							if err != nil || res.Status != StatusGood {
+							if err != nil || res.Status != scsi.Good {
 								b.Errorf("read: %v", err)
 								return
 							}
@@ -824,13 +824,13 @@ func TestIntegrationHotUnplug(t *testing.T) {
 				case err != nil:
 					t.Errorf("read: %v", err)
 					return
-				case res.Status == StatusGood && res.HostStatus == 0:
+				case res.Status == scsi.Good && res.HostStatus == 0:
 					ok.Add(1)
 				default:
 					// Failed by the midlayer during removal (DID_NO_CONNECT
 					// comes with ErrGone; others are data).
 					if failed.Add(1) == 1 {
-						t.Logf("failed during removal: status %#x host %#x driver %#x sense % x", res.Status, res.HostStatus, res.DriverStatus, res.Sense)
+						t.Logf("failed during removal: status %v host %v driver %v sense % x", res.Status, res.HostStatus, res.DriverStatus, res.Sense)
 					}
 				}
 			}
@@ -987,8 +987,8 @@ func BenchmarkSGRead4KInterleaved(b *testing.B) {
 	req := &Request{CDB: cdbRW16(opRead16, 0, 8), Dir: DirFromDevice, Data: make([]byte, 4096)}
 	var res Result
 	check := func(err error) {
-		if err != nil || res.Status != StatusGood {
-			b.Fatalf("READ(16): %v, status %#x", err, res.Status)
+		if err != nil || res.Status != scsi.Good {
+			b.Fatalf("READ(16): %v, status %v", err, res.Status)
 		}
 	}
 	variants := []struct {
@@ -1048,7 +1048,7 @@ func TestIntegrationBlockNode(t *testing.T) {
 	testReadWrite(t, s)
 	blocks, bs := capacity(t, s)
 	res, err := s.Do(context.Background(), &Request{CDB: cdbRW16(opRead16, blocks, 1), Dir: DirFromDevice, Data: make([]byte, bs)})
-	if err != nil || res.Status != StatusCheckCondition || len(res.Sense) < 14 || res.Sense[12] != 0x21 {
+	if err != nil || res.Status != scsi.CheckCondition || len(res.Sense) < 14 || res.Sense[12] != 0x21 {
 		t.Fatalf("out-of-range READ through %s: %v %+v", s.Info().SGPath, err, res)
 	}
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
+
+	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
 
 // SG is a SCSI device reached through the Linux sg driver. It implements
@@ -894,9 +896,9 @@ func (s *SG) result(sl *sgSlot, op string, res *Result) error {
 	}
 	o := &sl.out
 	*res = Result{
-		Status:       o.status,
-		HostStatus:   o.hostStatus,
-		DriverStatus: o.driverStatus,
+		Status:       scsi.Status(o.status),
+		HostStatus:   scsi.HostByte(o.hostStatus),
+		DriverStatus: scsi.DriverByte(o.driverStatus),
 		Info:         o.info,
 		Resid:        int(o.resid),
 		Duration:     time.Duration(o.duration) * time.Millisecond,
@@ -905,9 +907,9 @@ func (s *SG) result(sl *sgSlot, op string, res *Result) error {
 		res.Sense = append([]byte(nil), sl.sense[:min(n, len(sl.sense))]...)
 	}
 	switch {
-	case o.hostStatus == didTimeOut || o.driverStatus&driverStatusMask == driverTimeout:
+	case res.HostStatus == scsi.HostTimeOut || res.DriverStatus&scsi.DriverMask == scsi.DriverTimeout:
 		return &OpError{Op: op, Path: s.info.SGPath, Err: ErrTimeout}
-	case o.hostStatus == didNoConnect:
+	case res.HostStatus == scsi.HostNoConnect:
 		return &OpError{Op: op, Path: s.info.SGPath, Err: fmt.Errorf("%w: DID_NO_CONNECT", ErrGone)}
 	}
 	return nil

@@ -102,8 +102,8 @@ flags:
 						release()
 					}
 				}
-				if err == nil && res.Status != sgio.StatusGood {
-					err = fmt.Errorf("READ(16): status %#x, sense % x", res.Status, res.Sense)
+				if err == nil && res.Status != scsi.Good {
+					err = fmt.Errorf("READ(16): status %v, sense % x", res.Status, res.Sense)
 				}
 				if err != nil {
 					errs <- err

@@ -16,9 +16,9 @@ type CommandError struct {
 	// Command names the command ("INQUIRY VPD 80h").
 	Command string
 	// Status, HostStatus and DriverStatus are as the transport reported.
-	Status       byte
-	HostStatus   uint16
-	DriverStatus uint16
+	Status       scsi.Status
+	HostStatus   scsi.HostByte
+	DriverStatus scsi.DriverByte
 	// Sense is the decoded sense data (valid when HasSense).
 	Sense    scsi.Sense
 	HasSense bool
@@ -27,35 +27,17 @@ type CommandError struct {
 // Error implements error: "INQUIRY VPD 80h: CHECK CONDITION, ILLEGAL
 // REQUEST: INVALID FIELD IN CDB (CDB byte 2)".
 func (e *CommandError) Error() string {
-	s := e.Command + ": " + statusName(e.Status)
+	s := e.Command + ": " + e.Status.String()
 	if e.HasSense {
 		s += ", " + e.Sense.String()
 	}
 	if e.HostStatus != 0 {
-		s += fmt.Sprintf(", host status 0x%02x", e.HostStatus)
+		s += ", host status " + e.HostStatus.String()
 	}
-	if e.DriverStatus&0x0f != 0 {
-		s += fmt.Sprintf(", driver status 0x%02x", e.DriverStatus)
+	if e.DriverStatus&scsi.DriverMask != 0 {
+		s += ", driver status " + e.DriverStatus.String()
 	}
 	return s
-}
-
-func statusName(s byte) string {
-	switch s {
-	case sgio.StatusGood:
-		return "GOOD"
-	case sgio.StatusCheckCondition:
-		return "CHECK CONDITION"
-	case sgio.StatusBusy:
-		return "BUSY"
-	case sgio.StatusReservationConflict:
-		return "RESERVATION CONFLICT"
-	case sgio.StatusTaskSetFull:
-		return "TASK SET FULL"
-	case sgio.StatusTaskAborted:
-		return "TASK ABORTED"
-	}
-	return fmt.Sprintf("status 0x%02x", s)
 }
 
 // querier issues the identification commands to one device.
@@ -76,7 +58,7 @@ func (q *querier) in(ctx context.Context, name string, cdb []byte, n int) ([]byt
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		if res.Status == sgio.StatusGood && res.HostStatus == 0 && res.DriverStatus&0x0f == 0 {
+		if res.Status == scsi.Good && res.HostStatus == scsi.HostOK && res.DriverStatus&scsi.DriverMask == 0 {
 			return buf[:res.Transferred(n)], nil
 		}
 		ce := &CommandError{Command: name, Status: res.Status, HostStatus: res.HostStatus, DriverStatus: res.DriverStatus}
@@ -86,7 +68,7 @@ func (q *querier) in(ctx context.Context, name string, cdb []byte, n int) ([]byt
 			}
 		}
 		last = ce
-		retry := res.Status == sgio.StatusBusy || res.Status == sgio.StatusTaskSetFull ||
+		retry := res.Status == scsi.Busy || res.Status == scsi.TaskSetFull ||
 			(ce.HasSense && ce.Sense.Key == scsi.SenseUnitAttention)
 		if !retry {
 			return nil, ce

@@ -50,7 +50,7 @@ func (f *faulty) Execute(ctx context.Context, req *sgio.Request, res *sgio.Resul
 	}
 	f.mu.Unlock()
 	if ok {
-		*res = sgio.Result{Status: sgio.StatusCheckCondition, DriverStatus: 0x08, Sense: s}
+		*res = sgio.Result{Status: scsi.CheckCondition, DriverStatus: 0x08, Sense: s}
 		return nil
 	}
 	return f.Device.Execute(ctx, req, res)

@@ -240,7 +240,7 @@ type exchange struct {
 // fail ends the command with CHECK CONDITION and s (fixed format: the
 // Control mode page reports D_SENSE=0).
 func (x *exchange) fail(s scsi.Sense) {
-	x.res.Status = sgio.StatusCheckCondition
+	x.res.Status = scsi.CheckCondition
 	s.Descriptor = false
 	x.res.Sense = s.AppendFixed(make([]byte, 0, scsi.FixedSenseLen))
 }

@@ -75,11 +75,11 @@ func checkWellFormed(t *testing.T, res *sgio.Result, buflen int) {
 		t.Fatalf("resid %d wanted %d for %d bytes", res.Resid, res.Wanted, buflen)
 	}
 	switch res.Status {
-	case sgio.StatusGood:
+	case scsi.Good:
 		if len(res.Sense) != 0 {
 			t.Fatalf("GOOD with sense % x", res.Sense)
 		}
-	case sgio.StatusCheckCondition:
+	case scsi.CheckCondition:
 		s, err := scsi.ParseSense(res.Sense)
 		if err != nil || len(res.Sense) != scsi.FixedSenseLen || res.Sense[0]&0x7f != 0x70 {
 			t.Fatalf("sense % x: %v", res.Sense, err)
@@ -98,7 +98,7 @@ func checkWellFormed(t *testing.T, res *sgio.Result, buflen int) {
 			}
 		}
 	default:
-		t.Fatalf("status 0x%02x", res.Status)
+		t.Fatalf("status %v", res.Status)
 	}
 }
 

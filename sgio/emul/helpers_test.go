@@ -52,17 +52,17 @@ func exec(t testing.TB, d *Disk, cdb []byte, buf []byte) *sgio.Result {
 // good fails unless res is GOOD.
 func good(t testing.TB, res *sgio.Result) {
 	t.Helper()
-	if res.Status != sgio.StatusGood {
+	if res.Status != scsi.Good {
 		s, _ := scsi.ParseSense(res.Sense)
-		t.Fatalf("status 0x%02x, sense %v", res.Status, s)
+		t.Fatalf("status %v, sense %v", res.Status, s)
 	}
 }
 
 // checkSense fails unless res is CHECK CONDITION with key and asc.
 func checkSense(t testing.TB, res *sgio.Result, key scsi.SenseKey, asc scsi.ASC) scsi.Sense {
 	t.Helper()
-	if res.Status != sgio.StatusCheckCondition {
-		t.Fatalf("status 0x%02x, want CHECK CONDITION %v/%v", res.Status, key, asc)
+	if res.Status != scsi.CheckCondition {
+		t.Fatalf("status %v, want CHECK CONDITION %v/%v", res.Status, key, asc)
 	}
 	s, err := scsi.ParseSense(res.Sense)
 	if err != nil {

@@ -128,6 +128,7 @@ const (
 	ASCInitiatorDetectedError      ASC = 0x4800
 	ASCInvalidMessageError         ASC = 0x4900
 	ASCDataPhaseError              ASC = 0x4b00
+	ASCDataOffsetError             ASC = 0x4b05
 	ASCOverlappedCommands          ASC = 0x4e00
 	ASCMediumRemovalPrevented      ASC = 0x5302
 )
@@ -183,6 +184,7 @@ var ascNames = map[ASC]string{
 	ASCInitiatorDetectedError:      "INITIATOR DETECTED ERROR MESSAGE RECEIVED",
 	ASCInvalidMessageError:         "INVALID MESSAGE ERROR",
 	ASCDataPhaseError:              "DATA PHASE ERROR",
+	ASCDataOffsetError:             "DATA OFFSET ERROR",
 	ASCOverlappedCommands:          "OVERLAPPED COMMANDS ATTEMPTED",
 	ASCMediumRemovalPrevented:      "MEDIUM REMOVAL PREVENTED",
 }
