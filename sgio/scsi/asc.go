@@ -99,6 +99,7 @@ const (
 	ASCInvalidFieldInParamList     ASC = 0x2600
 	ASCParameterNotSupported       ASC = 0x2601
 	ASCParameterValueInvalid       ASC = 0x2602
+	ASCInvalidReleaseOfPR          ASC = 0x2604
 	ASCWriteProtected              ASC = 0x2700
 	ASCHardwareWriteProtected      ASC = 0x2701
 	ASCSoftwareWriteProtected      ASC = 0x2702
@@ -131,6 +132,7 @@ const (
 	ASCDataOffsetError             ASC = 0x4b05
 	ASCOverlappedCommands          ASC = 0x4e00
 	ASCMediumRemovalPrevented      ASC = 0x5302
+	ASCInsufficientRegResources    ASC = 0x5504
 )
 
 var ascNames = map[ASC]string{
@@ -155,6 +157,7 @@ var ascNames = map[ASC]string{
 	ASCInvalidFieldInParamList:     "INVALID FIELD IN PARAMETER LIST",
 	ASCParameterNotSupported:       "PARAMETER NOT SUPPORTED",
 	ASCParameterValueInvalid:       "PARAMETER VALUE INVALID",
+	ASCInvalidReleaseOfPR:          "INVALID RELEASE OF PERSISTENT RESERVATION",
 	ASCWriteProtected:              "WRITE PROTECTED",
 	ASCHardwareWriteProtected:      "HARDWARE WRITE PROTECTED",
 	ASCSoftwareWriteProtected:      "LOGICAL UNIT SOFTWARE WRITE PROTECTED",
@@ -187,6 +190,7 @@ var ascNames = map[ASC]string{
 	ASCDataOffsetError:             "DATA OFFSET ERROR",
 	ASCOverlappedCommands:          "OVERLAPPED COMMANDS ATTEMPTED",
 	ASCMediumRemovalPrevented:      "MEDIUM REMOVAL PREVENTED",
+	ASCInsufficientRegResources:    "INSUFFICIENT REGISTRATION RESOURCES",
 }
 
 // String returns the ASC/ASCQ's description from SPC-4 when sanbridge knows
