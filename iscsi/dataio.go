@@ -48,6 +48,11 @@ type task struct {
 	wbuf      *pbuf
 	state     taskState
 	aborted   atomic.Bool
+	// ctx is the context Execute runs under, cancelled on abort.
+	ctx taskCtx
+	// waits are the aborts waiting for this running task to leave the
+	// handler; guarded by the session's mu.
+	waits []*abortWait
 
 	// write data
 	received  uint32 // bytes received, contiguous from 0
@@ -79,7 +84,9 @@ func (s *Server) putTask(t *task) {
 	}
 	s.pool.put(t.rbuf)
 	s.pool.put(t.wbuf)
+	done := t.ctx.reusable()
 	*t = task{}
+	t.ctx.done = done
 	s.tasks.Put(t)
 }
 
@@ -292,9 +299,13 @@ func (c *conn) execute(t *task) {
 		cmd.ReadBuf = t.rbuf.b
 	}
 	var resp Response
-	if ss.target != nil && ss.target.Handler != nil {
-		resp = ss.target.Handler.Execute(ss.ctx, cmd)
-	} else {
+	switch {
+	case t.aborted.Load():
+		// Aborted between its start and here: the response is dropped
+		// anyway, so the handler never sees it.
+	case ss.target != nil && ss.target.Handler != nil:
+		resp = ss.target.Handler.Execute(&t.ctx, cmd)
+	default:
 		resp = Response{ServiceFailure: true}
 	}
 	limit := len(cmd.ReadBuf)

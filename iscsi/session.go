@@ -72,7 +72,7 @@ func (ss *session) handler() Handler {
 
 // AbortTasks implements NexusControl.
 func (ss *session) AbortTasks(lun LUN, all bool) {
-	ss.abortMatching(context.Background(), func(t *task) bool { return all || t.lun == lun })
+	abortTasks(context.Background(), []*session{ss}, func(t *task) bool { return all || t.lun == lun })
 }
 
 func (ss *session) key() sessionKey {
@@ -256,6 +256,10 @@ func (ss *session) finished(t *task) (aborted bool) {
 	ss.mu.Lock()
 	aborted = t.aborted.Load()
 	t.state = taskDone
+	for _, w := range t.waits {
+		w.release()
+	}
+	t.waits = nil
 	if ss.tasks[t.itt] == t {
 		delete(ss.tasks, t.itt)
 	}

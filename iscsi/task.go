@@ -93,15 +93,30 @@ type Response struct {
 type Handler interface {
 	// Execute runs cmd. ctx is the task's own: it is cancelled when the
 	// task is aborted (ABORT TASK, ABORT TASK SET, CLEAR TASK SET, LUN
-	// RESET, TARGET RESET, [NexusControl.AbortTasks]) or its session ends;
-	// the handler should return promptly then (its response is
-	// discarded).
+	// RESET, TARGET RESET, [NexusControl.AbortTasks]) or its session ends,
+	// and not otherwise; the handler should return promptly then (its
+	// response is discarded). Whoever aborted the task waits for Execute
+	// to return before it answers, so a handler must not return while the
+	// command may still reach the medium. ctx has no deadline and no
+	// values, and must not be used after Execute returned (the engine
+	// reuses it).
 	Execute(ctx context.Context, cmd *Command) Response
-	// TaskManagement is called for a task management function after the
-	// engine has aborted the tasks it affects in every session and their
-	// Execute calls have returned; the handler applies the function's
-	// other effects (reservations, unit attentions, device resets) and
-	// answers. lun is meaningful for LUN-scoped functions.
+	// TaskManagement is called for a task management function other than
+	// ABORT TASK (which the engine answers itself) once the engine has
+	// aborted the tasks it knows the function affects and their Execute
+	// calls have returned: for ABORT TASK SET, CLEAR TASK SET and LOGICAL
+	// UNIT RESET the tasks of this nexus for lun; for TARGET WARM RESET
+	// and TARGET COLD RESET every task of every session of the target.
+	// The handler applies the function's other effects and answers; the
+	// engine sends its answer when TaskManagement returns. They include
+	// aborting, with the other nexuses' NexusControl.AbortTasks, the
+	// tasks of every other I_T nexus that sees the same logical unit for
+	// CLEAR TASK SET and LOGICAL UNIT RESET (SAM-5 7.4, 7.7; the engine
+	// can't: only the handler knows which logical unit a LUN number is
+	// for each initiator), and of nexuses through other targets for the
+	// target resets; and reservations, unit attentions, device resets.
+	// lun is meaningful for LUN-scoped functions. ctx ends when the
+	// issuing session does.
 	TaskManagement(ctx context.Context, nexus *Nexus, fn TMFunction, lun LUN) TMFResponse
 	// HasLUN reports whether lun exists for the nexus (for task
 	// management answers "LUN does not exist").
@@ -123,11 +138,14 @@ type Handler interface {
 type NexusControl interface {
 	// AbortTasks aborts the nexus' tasks addressed to lun (every LUN if
 	// all is true) as if an ABORT TASK SET had come for them, but sends
-	// no task management response: aborted tasks get no response, their
-	// contexts are cancelled. It returns once every aborted task's
-	// Execute has returned, so they can no longer touch the medium. It is
-	// safe to call from inside another nexus' Execute; it must not be
-	// called from inside Execute for a task it would abort (the caller's
-	// own task), which would wait for itself.
+	// no task management response: aborted tasks get no response, tasks
+	// still waiting for data or for their turn are dropped, running ones
+	// have their context cancelled. It returns once every such running
+	// task (also one aborted before and still running) has returned from
+	// Execute. It holds no engine lock while it waits, so it may be
+	// called from TaskManagement or from inside another nexus' Execute.
+	// It must not be called from inside Execute for a task it would abort
+	// (the caller's own), nor while holding anything an aborted task's
+	// Execute may wait for: either would wait forever.
 	AbortTasks(lun LUN, all bool)
 }

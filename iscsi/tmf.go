@@ -1,32 +1,45 @@
 package iscsi
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // abortMatching aborts every task of the session that match selects.
 // Tasks still collecting data or waiting to run are dropped at once
-// (opening the window); running tasks finish in the handler and their
-// responses are suppressed. It returns once nothing aborted is running
-// anymore, or when ctx ends, with the number of tasks it aborted (tasks
-// already done, whose responses are on their way, are not counted).
-func (ss *session) abortMatching(ctx context.Context, match func(*task) bool) int {
+// (opening the window); running tasks have their context cancelled and
+// their responses suppressed, and w, when not nil, is made to wait for
+// them to leave the handler, also for those aborted earlier and still
+// running. It returns the number of tasks it aborted (tasks already
+// done, whose responses are on their way, and tasks aborted before are
+// not counted). It only takes the session's lock, never waits.
+func (ss *session) abortMatching(match func(*task) bool, w *abortWait) int {
 	n := 0
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	for itt, t := range ss.tasks {
-		if !match(t) || t.aborted.Load() || t.state == taskDone {
+		if t.state == taskDone || !match(t) {
+			continue
+		}
+		if t.state == taskRunning {
+			if !t.aborted.Load() {
+				t.aborted.Store(true)
+				t.ctx.cancel()
+				n++
+			}
+			// finished() sees the mark, drops the response and
+			// releases the waiters.
+			if w != nil {
+				w.add()
+				t.waits = append(t.waits, w)
+			}
+			continue
+		}
+		if t.aborted.Load() {
 			continue
 		}
 		t.aborted.Store(true)
 		n++
-		switch t.state {
-		case taskRunning:
-			// execute() sees the mark and drops the response.
-			continue
-		case taskQueued:
-			for i, w := range ss.waiting {
-				if w == t {
+		if t.state == taskQueued {
+			for i, q := range ss.waiting {
+				if q == t {
 					ss.waiting = append(ss.waiting[:i:i], ss.waiting[i+1:]...)
 					break
 				}
@@ -40,42 +53,37 @@ func (ss *session) abortMatching(ctx context.Context, match func(*task) bool) in
 			ss.release()
 		}
 	}
-	ss.mu.Unlock()
-	// Wait for aborted running tasks to leave the handler.
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for ss.abortedRunning() {
-		select {
-		case <-ctx.Done():
-			return n
-		case <-tick.C:
-		}
+	return n
+}
+
+// abortTasks aborts the tasks match selects in every session of
+// sessions and waits until the aborted running ones have returned from
+// the handler, or ctx ends. No session lock is held while it waits, so a
+// handler may call it from inside Execute (for another nexus' tasks). It
+// returns the number of tasks aborted.
+func abortTasks(ctx context.Context, sessions []*session, match func(*task) bool) int {
+	w := newAbortWait()
+	n := 0
+	for _, ss := range sessions {
+		n += ss.abortMatching(match, w)
+	}
+	w.release()
+	select {
+	case <-w.done:
+	case <-ctx.Done():
 	}
 	return n
 }
 
-// abortedRunning reports whether an aborted task is still in the handler.
-func (ss *session) abortedRunning() bool {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for _, t := range ss.tasks {
-		if t.aborted.Load() && t.state == taskRunning {
-			return true
-		}
-	}
-	return false
-}
-
-// abortAll aborts every task of the connection's session.
+// abortAll aborts every task of the connection's session without
+// waiting (the caller waits for taskWG).
 func (c *conn) abortAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c.ss.abortMatching(ctx, func(*task) bool { return true })
+	c.ss.abortMatching(func(*task) bool { return true }, nil)
 }
 
 // abortCollecting aborts the tasks that still wait for write data.
 func (c *conn) abortCollecting() {
-	c.ss.abortMatching(context.Background(), func(t *task) bool { return t.state == taskCollecting })
+	c.ss.abortMatching(func(t *task) bool { return t.state == taskCollecting }, nil)
 }
 
 // handleTMF performs a task management function (RFC 7143 11.5). The
@@ -96,6 +104,13 @@ func (c *conn) handleTMF(req *TaskMgmtRequest, release bool) {
 		answer(TMFLUNNotExist)
 		return
 	}
+	// Which tasks the engine aborts itself: those of this session for the
+	// LUN-scoped functions, every session of the target for the target
+	// resets. Other I_T nexuses that see the same logical unit (under
+	// whatever LUN, through whatever target) are the handler's to abort
+	// (NexusControl.AbortTasks) in TaskManagement: only it knows which
+	// logical unit a LUN number is for each initiator (SAM-5 7.4 CLEAR
+	// TASK SET, 7.7 LOGICAL UNIT RESET: every I_T nexus of the LU).
 	var sessions []*session
 	var match func(*task) bool
 	switch req.Function {
@@ -114,15 +129,15 @@ func (c *conn) handleTMF(req *TaskMgmtRequest, release bool) {
 		sessions = []*session{ss}
 		itt, lun := req.RefTaskTag, req.LUN
 		match = func(t *task) bool { return t.itt == itt && t.lun == lun }
-	case TMFAbortTaskSet:
+	case TMFAbortTaskSet, TMFClearTaskSet, TMFLogicalUnitReset:
 		sessions = []*session{ss}
 		lun := req.LUN
 		match = func(t *task) bool { return t.lun == lun }
-	case TMFClearTaskSet, TMFLogicalUnitReset:
-		sessions = c.srv.targetSessions(ss.nexus.TargetName)
-		lun := req.LUN
-		match = func(t *task) bool { return t.lun == lun }
 	case TMFTargetWarmReset, TMFTargetColdReset:
+		if h == nil {
+			answer(TMFNotSupported)
+			return
+		}
 		sessions = c.srv.targetSessions(ss.nexus.TargetName)
 		match = func(*task) bool { return true }
 	case TMFTaskReassign:
@@ -136,14 +151,26 @@ func (c *conn) handleTMF(req *TaskMgmtRequest, release bool) {
 		answer(TMFNotSupported)
 		return
 	}
+	// Mark the tasks now, on the reading goroutine, so that commands
+	// arriving after this request are not affected; wait off it, so that
+	// Data-Out and other traffic keep flowing.
+	w := newAbortWait()
+	aborted := 0
+	for _, o := range sessions {
+		aborted += o.abortMatching(match, w)
+	}
+	w.release()
 	ss.taskWG.Add(1)
 	go func() {
 		defer ss.taskWG.Done()
-		ctx, cancel := context.WithTimeout(ss.ctx, 60*time.Second)
-		defer cancel()
-		aborted := 0
-		for _, o := range sessions {
-			aborted += o.abortMatching(ctx, match)
+		// The response waits for the aborted tasks to leave the handler,
+		// however long that takes: answering earlier would let the
+		// initiator reuse the medium while they may still touch it. Only
+		// the end of this session stops the wait (nobody to answer then).
+		select {
+		case <-w.done:
+		case <-ss.ctx.Done():
+			return
 		}
 		r := TMFComplete
 		if req.Function == TMFAbortTask && aborted == 0 {
@@ -152,7 +179,7 @@ func (c *conn) handleTMF(req *TaskMgmtRequest, release bool) {
 			r = TMFTaskNotExist
 		}
 		if req.Function != TMFAbortTask {
-			r = h.TaskManagement(ctx, &ss.nexus, req.Function, req.LUN)
+			r = h.TaskManagement(ss.ctx, &ss.nexus, req.Function, req.LUN)
 		}
 		answer(r)
 		if req.Function == TMFTargetColdReset && r == TMFComplete {
