@@ -139,6 +139,7 @@ var exampleWarnings = map[string][]string{
 	"chap.hcl":      nil,
 	"appliance.hcl": nil,
 	"reference.hcl": nil,
+	"masking.hcl":   {"Open target", "Open target"},
 }
 
 func TestExamples(t *testing.T) {
@@ -180,7 +181,11 @@ func TestExamples(t *testing.T) {
 				t.Errorf("example has %d portals and %d targets", len(cfg.Portals), len(cfg.Targets))
 			}
 			for _, tg := range cfg.Targets {
-				if len(tg.LUNs) == 0 {
+				luns := len(tg.LUNs)
+				for _, v := range tg.Views {
+					luns += len(v.LUNs)
+				}
+				if luns == 0 {
 					t.Errorf("target %s has no LUN", tg.Name)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sanbridge/sanbridge/iscsi"
@@ -12,8 +13,10 @@ import (
 
 // FuzzParse feeds arbitrary files to Parse: it must never panic, must
 // return a Config exactly when there is no error, and a returned Config
-// must satisfy every invariant validation promises. Seeds: the examples,
-// the error files and testdata/fuzz/FuzzParse.
+// must satisfy every invariant validation promises (LUN masking included:
+// views name known groups, every LUN names a backend and shares its
+// settings, no initiator is in two groups). Seeds: the examples, the error
+// files and testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
 	for _, pattern := range []string{filepath.Join(examplesDir, "*.hcl"), "testdata/errors/*.hcl"} {
 		files, err := filepath.Glob(pattern)
@@ -83,23 +86,81 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("invalid CHAP accepted: %v", c)
 				}
 			}
-			for _, l := range tg.LUNs {
-				if l.ID > MaxLUN || (l.Emulated == nil) == (l.Device == nil) {
-					t.Fatalf("LUN %+v: want exactly one backend", l)
+			maps := [][]LUN{tg.LUNs}
+			views := map[string]bool{}
+			for _, v := range tg.Views {
+				if cfg.InitiatorGroup(v.Group) == nil || views[v.Group] {
+					t.Fatalf("target %s: view of unknown or repeated group %q", tg.Name, v.Group)
 				}
-				if d := l.Device; d != nil {
-					if d.WWN == "" && d.Serial == "" && d.Path == "" {
-						t.Fatalf("device without selector accepted: %+v", d)
+				views[v.Group] = true
+				maps = append(maps, v.LUNs)
+			}
+			for _, luns := range maps {
+				ids := map[uint64]bool{}
+				for _, l := range luns {
+					b := cfg.Backend(l.Backend)
+					if l.ID > MaxLUN || ids[l.ID] || b == nil || l.Emulated != b.Emulated || l.Device != b.Device || (b.ReadOnly() && !l.ReadOnly) {
+						t.Fatalf("target %s: LUN %+v (backend %+v)", tg.Name, l, b)
 					}
-					continue
-				}
-				e := l.Emulated
-				if e.SizeBytes <= 0 || (e.BlockSize != 512 && e.BlockSize != 4096) || e.SizeBytes%int64(e.BlockSize) != 0 {
-					t.Fatalf("emulated %+v", e)
+					ids[l.ID] = true
 				}
 			}
 		}
+		checkBackends(t, cfg)
+		checkGroups(t, cfg)
 	})
+}
+
+// checkBackends checks the invariants of resolved backends.
+func checkBackends(t *testing.T, cfg *Config) {
+	t.Helper()
+	names := map[string]bool{}
+	for _, b := range cfg.Backends {
+		if b.Name == "" || names[b.Name] || (b.Emulated == nil) == (b.Device == nil) {
+			t.Fatalf("backend %+v: want a unique name and exactly one definition", b)
+		}
+		names[b.Name] = true
+		if d := b.Device; d != nil {
+			if d.WWN == "" && d.Serial == "" && d.Path == "" {
+				t.Fatalf("device without selector accepted: %+v", d)
+			}
+			continue
+		}
+		e := b.Emulated
+		if e.SizeBytes <= 0 || (e.BlockSize != 512 && e.BlockSize != 4096) || e.SizeBytes%int64(e.BlockSize) != 0 {
+			t.Fatalf("emulated %+v", e)
+		}
+	}
+}
+
+// checkGroups checks that groups are well formed and that no initiator
+// can be in two of them.
+func checkGroups(t *testing.T, cfg *Config) {
+	t.Helper()
+	names := map[string]bool{}
+	for i, g := range cfg.InitiatorGroups {
+		if !isIdent(g.Name) || names[g.Name] {
+			t.Fatalf("group name %q invalid or repeated", g.Name)
+		}
+		names[g.Name] = true
+		for _, in := range g.Initiators {
+			if got, _ := cfg.GroupOf(in); got != g.Name {
+				t.Fatalf("GroupOf(%q) = %q, want %q", in, got, g.Name)
+			}
+		}
+		for _, p := range g.Patterns {
+			if q, msg := normalizePattern(p); msg != "" || q != p || !strings.Contains(p, "*") {
+				t.Fatalf("group %s: pattern %q accepted", g.Name, p)
+			}
+			for _, o := range cfg.InitiatorGroups[:i] {
+				for _, op := range o.Patterns {
+					if w, ok := patternsOverlap(op, p); ok {
+						t.Fatalf("patterns %q (%s) and %q (%s) overlap on %q", op, o.Name, p, g.Name, w)
+					}
+				}
+			}
+		}
+	}
 }
 
 // initiatorCHAPs returns the initiators' CHAP settings.

@@ -13,7 +13,24 @@ type rawFile struct {
 	LogLevel  hcl.Expression `hcl:"log_level,optional"`
 	Portals   []*rawPortal   `hcl:"portal,block"`
 	Discovery *rawDiscovery  `hcl:"discovery,block"`
+	Groups    []*rawGroup    `hcl:"initiator_group,block"`
+	Backends  []*rawBackend  `hcl:"backend,block"`
 	Targets   []*rawTarget   `hcl:"target,block"`
+}
+
+type rawGroup struct {
+	Name       string         `hcl:"name,label"`
+	NameRange  hcl.Range      `hcl:"name,label_range"`
+	Initiators hcl.Expression `hcl:"initiators,optional"`
+	DefRange   hcl.Range      `hcl:",def_range"`
+}
+
+type rawBackend struct {
+	Name      string         `hcl:"name,label"`
+	NameRange hcl.Range      `hcl:"name,label_range"`
+	Emulated  []*rawEmulated `hcl:"emulated,block"`
+	Device    []*rawDevice   `hcl:"device,block"`
+	DefRange  hcl.Range      `hcl:",def_range"`
 }
 
 type rawPortal struct {
@@ -46,7 +63,15 @@ type rawTarget struct {
 	CHAP       *rawCHAP        `hcl:"chap,block"`
 	Initiators []*rawInitiator `hcl:"initiator,block"`
 	LUNs       []*rawLUN       `hcl:"lun,block"`
+	Views      []*rawView      `hcl:"view,block"`
 	DefRange   hcl.Range       `hcl:",def_range"`
+}
+
+type rawView struct {
+	Group      string    `hcl:"group,label"`
+	GroupRange hcl.Range `hcl:"group,label_range"`
+	LUNs       []*rawLUN `hcl:"lun,block"`
+	DefRange   hcl.Range `hcl:",def_range"`
 }
 
 type rawInitiator struct {
@@ -59,6 +84,8 @@ type rawInitiator struct {
 type rawLUN struct {
 	ID       string         `hcl:"id,label"`
 	IDRange  hcl.Range      `hcl:"id,label_range"`
+	Backend  hcl.Expression `hcl:"backend,optional"`
+	ReadOnly hcl.Expression `hcl:"read_only,optional"`
 	Emulated []*rawEmulated `hcl:"emulated,block"`
 	Device   []*rawDevice   `hcl:"device,block"`
 	DefRange hcl.Range      `hcl:",def_range"`
@@ -69,6 +96,7 @@ type rawDevice struct {
 	Serial     hcl.Expression `hcl:"serial,optional"`
 	Path       hcl.Expression `hcl:"path,optional"`
 	AllowInUse hcl.Expression `hcl:"allow_in_use,optional"`
+	ReadOnly   hcl.Expression `hcl:"read_only,optional"`
 	DefRange   hcl.Range      `hcl:",def_range"`
 }
 

@@ -91,7 +91,8 @@ func (c Config) GoString() string {
 }
 
 // MarshalZerologObject implements zerolog.LogObjectMarshaler: the log
-// level, portals, discovery and targets as JSON with secrets redacted.
+// level, portals, discovery, initiator groups, backends and targets as JSON
+// with secrets redacted.
 func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 	if c == nil {
 		return
@@ -100,7 +101,7 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 	for _, f := range []struct {
 		key string
 		v   any
-	}{{"portals", c.Portals}, {"discovery", c.Discovery}, {"targets", c.Targets}} {
+	}{{"portals", c.Portals}, {"discovery", c.Discovery}, {"initiator_groups", c.InitiatorGroups}, {"backends", c.Backends}, {"targets", c.Targets}} {
 		b, err := json.Marshal(f.v)
 		if err != nil {
 			e.Str(f.key+"_error", err.Error())

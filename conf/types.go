@@ -35,6 +35,9 @@ const (
 	MaxTextValue = 255
 	// MaxSerial is the longest unit serial number of an emulated LUN.
 	MaxSerial = 64
+	// MaxPattern is the longest initiator name pattern, in bytes: the
+	// longest iSCSI name (RFC 7143 4.2.7.1).
+	MaxPattern = 223
 )
 
 // Config is a resolved, validated sanbridge configuration. Every default is
@@ -47,8 +50,64 @@ type Config struct {
 	// Discovery configures discovery sessions; nil when the file has no
 	// discovery block.
 	Discovery *Discovery `json:"discovery,omitempty"`
+	// InitiatorGroups are the initiator_group blocks, in file order. An
+	// initiator belongs to at most one group ([Config.GroupOf]).
+	InitiatorGroups []InitiatorGroup `json:"initiator_groups,omitempty"`
+	// Backends are the logical units behind the LUNs, each defined once:
+	// the backend blocks in file order, then the inline backends (an
+	// emulated or device block written inside a lun) in the order of their
+	// lun blocks. Every LUN of every map names one by [LUN.Backend]; two
+	// LUNs with the same Backend are the same logical unit (shared data,
+	// reservations and unit attentions), whatever their LUN numbers,
+	// targets or groups.
+	Backends []Backend `json:"backends"`
 	// Targets are the exported targets, in file order.
 	Targets []Target `json:"targets"`
+}
+
+// InitiatorGroup is a named set of initiators that share LUN maps: each
+// target may give the group its own [View].
+type InitiatorGroup struct {
+	// Name is the group's label, referenced by view blocks.
+	Name string `json:"name"`
+	// Initiators are the exact iSCSI names listed, normalized.
+	Initiators []string `json:"initiators,omitempty"`
+	// Patterns are the listed name patterns, lower case: '*' matches any
+	// run of characters (also none); every other character matches
+	// itself. There is no '?' and no character class.
+	Patterns []string `json:"patterns,omitempty"`
+
+	// DeclRange is where the initiator_group block is defined.
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Backend is one logical unit: an emulated disk or a local SCSI device.
+// Exactly one of Emulated and Device is set.
+type Backend struct {
+	// Name is the backend's key, stable across reloads of an unchanged
+	// file and unique in the Config. For a backend block it is the block's
+	// label (letters, digits, '_', '-'); for an inline backend it is
+	// synthesized from where the lun block is: "<target>/lun/<id>" in a
+	// target's default map, "<target>/view/<group>/lun/<id>" in a view
+	// (target names normalized). The two forms cannot collide.
+	Name string `json:"name"`
+	// Inline is set for a backend written inside a lun block.
+	Inline bool `json:"inline,omitempty"`
+	// Emulated is an emulated SBC disk backed by memory or a file.
+	Emulated *Emulated `json:"emulated,omitempty"`
+	// Device is a local SCSI device whose commands pass through.
+	Device *Device `json:"device,omitempty"`
+
+	// DeclRange is where the backend block (or the inline emulated or
+	// device block) is defined.
+	DeclRange hcl.Range `json:"-"`
+}
+
+// ReadOnly reports whether the backend itself is write-protected
+// (read_only in its emulated or device block), so that every LUN that
+// maps it is read-only.
+func (b *Backend) ReadOnly() bool {
+	return b.Emulated != nil && b.Emulated.ReadOnly || b.Device != nil && b.Device.ReadOnly
 }
 
 // Portal is one listening socket (a network portal, RFC 7143 4.4.1).
@@ -116,8 +175,14 @@ type Target struct {
 	// Initiators is the access list: when non-empty, only these
 	// initiators may log in to the target or see it in discovery.
 	Initiators []Initiator `json:"initiators,omitempty"`
-	// LUNs are the logical units, in file order.
+	// LUNs are the default map, in file order: what initiators see that
+	// are in no initiator group, or in a group without a view in this
+	// target. It may be empty.
 	LUNs []LUN `json:"luns"`
+	// Views are the per-group maps, in file order, at most one per group:
+	// an initiator of a group with a view sees that view's LUNs and not
+	// the default map. See [Target.ViewFor].
+	Views []View `json:"views,omitempty"`
 
 	// DeclRange is where the target block is defined.
 	DeclRange hcl.Range `json:"-"`
@@ -134,13 +199,36 @@ type Initiator struct {
 	DeclRange hcl.Range `json:"-"`
 }
 
-// LUN is one logical unit of a target. Exactly one backend field is set.
+// View is what the initiators of one group see in one target.
+type View struct {
+	// Group is the name of an [InitiatorGroup] of the Config.
+	Group string `json:"group"`
+	// LUNs are the view's LUNs, in file order; possibly none (the group
+	// sees no LUN in this target).
+	LUNs []LUN `json:"luns"`
+
+	// DeclRange is where the view block is defined.
+	DeclRange hcl.Range `json:"-"`
+}
+
+// LUN is one entry of a LUN map (a target's default map or a view): a
+// LUN number, the logical unit behind it, and whether this mapping may
+// write. Exactly one of Emulated and Device is set: they point to the
+// settings of the [Backend] named by Backend, shared by every LUN that
+// maps it.
 type LUN struct {
-	// ID is the LUN, 0 to [MaxLUN].
+	// ID is the LUN number, 0 to [MaxLUN], unique within its map.
 	ID uint64 `json:"id"`
-	// Emulated is an emulated SBC disk backed by memory or a file.
+	// Backend is the [Backend.Name] of the logical unit ([Config.Backend]).
+	Backend string `json:"backend"`
+	// ReadOnly is set when initiators may not write through this mapping:
+	// the lun block says read_only = true, or the backend itself is
+	// read-only ([Backend.ReadOnly]). A read-only backend cannot be made
+	// writable by a mapping.
+	ReadOnly bool `json:"read_only,omitempty"`
+	// Emulated is the backend's emulated disk settings, or nil.
 	Emulated *Emulated `json:"emulated,omitempty"`
-	// Device is a local SCSI device whose commands pass through.
+	// Device is the backend's device selector, or nil.
 	Device *Device `json:"device,omitempty"`
 
 	// DeclRange is where the lun block is defined.
@@ -189,6 +277,9 @@ type Device struct {
 	// held by md/dm/LVM or itself iSCSI-backed. Off by default: exporting
 	// a disk the gateway's own host uses corrupts it.
 	AllowInUse bool `json:"allow_in_use,omitempty"`
+	// ReadOnly write-protects the device: every LUN that maps it is
+	// read-only, and the gateway refuses commands that write.
+	ReadOnly bool `json:"read_only,omitempty"`
 
 	// DeclRange is where the device block is defined.
 	DeclRange hcl.Range `json:"-"`
@@ -260,7 +351,7 @@ func (t *Target) Initiator(name string) *Initiator {
 	return nil
 }
 
-// LUN returns the LUN with the given id, or nil.
+// LUN returns the LUN with the given id in the default map, or nil.
 func (t *Target) LUN(id uint64) *LUN {
 	for i := range t.LUNs {
 		if t.LUNs[i].ID == id {

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -31,6 +30,16 @@ type resolver struct {
 	secrets []chapSecret
 	// serials maps an emulated serial to where it was first set.
 	serials map[string]hcl.Range
+	// identities maps what a backend selects (a device's wwn, serial or
+	// path, an emulated disk's file) to where it was first selected.
+	identities map[string]hcl.Range
+	// backendUses counts the lun blocks that reference each named backend.
+	backendUses map[string]int
+	// groupViews counts the views of each initiator group.
+	groupViews map[string]int
+	// incomplete marks the groups whose initiators list had errors, so
+	// that no warning guesses at what they would have matched.
+	incomplete map[string]bool
 }
 
 // chapSecret is one secret seen in a chap block.
@@ -46,8 +55,16 @@ type chapSecret struct {
 func (r *resolver) resolve(raw *rawFile) *Config {
 	r.listen = map[int]netip.AddrPort{}
 	r.serials = map[string]hcl.Range{}
+	r.identities = map[string]hcl.Range{}
+	r.backendUses = map[string]int{}
+	r.groupViews = map[string]int{}
+	r.incomplete = map[string]bool{}
 	r.logLevel(raw.LogLevel)
 	r.portals(raw.Portals)
+	// Groups and named backends first: targets refer to them wherever
+	// they are in the file.
+	r.initiatorGroups(raw.Groups)
+	r.namedBackends(raw.Backends)
 	if raw.Discovery != nil {
 		r.cfg.Discovery = &Discovery{DeclRange: raw.Discovery.DefRange}
 		if raw.Discovery.CHAP != nil {
@@ -80,6 +97,7 @@ func (r *resolver) resolve(raw *rawFile) *Config {
 			`The configuration exports no target; initiators will find nothing. Add a target block with at least one lun.`)
 	}
 	r.warnings()
+	r.maskingWarnings()
 	return &r.cfg
 }
 
@@ -115,15 +133,7 @@ func (r *resolver) portals(raws []*rawPortal) {
 			continue
 		}
 		p := Portal{Name: rp.Name, DeclRange: rp.DefRange, Group: DefaultGroup}
-		if !isIdent(rp.Name) {
-			r.errorf(rp.NameRange, "Invalid portal name",
-				"Portal names are made of letters, digits, '_' and '-' and start with a letter (it is %q); targets refer to them in portals = [...].", rp.Name)
-		} else if prev, dup := byName[rp.Name]; dup {
-			r.errorf(rp.NameRange, "Duplicate portal",
-				"A portal named %q is already defined at %s. Give each portal its own name.", rp.Name, prev)
-		} else {
-			byName[rp.Name] = rp.DefRange
-		}
+		r.declName(byName, "portal", "targets refer to them in portals = [...]", rp.Name, rp.NameRange, rp.DefRange)
 
 		listen, st := r.str(rp.Listen, "listen")
 		var ap netip.AddrPort
@@ -253,6 +263,25 @@ func isDNSName(s string) bool {
 			}
 		}
 	}
+	return true
+}
+
+// declName checks the label of a named block (a portal, initiator group
+// or backend): an identifier (use says where it is referred to), unique
+// among the blocks of its kind (seen). It reports whether the name is
+// valid and new.
+func (r *resolver) declName(seen map[string]hcl.Range, kind, use, name string, nameRng, def hcl.Range) bool {
+	if !isIdent(name) {
+		r.errorf(nameRng, "Invalid "+kind+" name",
+			"%s names are made of letters, digits, '_' and '-' and start with a letter (it is %q); %s.", strings.ToUpper(kind[:1])+kind[1:], name, use)
+		return false
+	}
+	if prev, dup := seen[name]; dup {
+		r.errorf(nameRng, "Duplicate "+kind,
+			"A %s named %q is already defined at %s. Give each %s its own name.", kind, name, prev, kind)
+		return false
+	}
+	seen[name] = def
 	return true
 }
 
@@ -440,22 +469,8 @@ func (r *resolver) target(rt *rawTarget) Target {
 		t.Initiators = append(t.Initiators, in)
 	}
 
-	luns := map[uint64]hcl.Range{}
-	for _, rl := range rt.LUNs {
-		if rl == nil {
-			continue
-		}
-		l := r.lun(rl)
-		if l.ID <= MaxLUN {
-			if prev, dup := luns[l.ID]; dup {
-				r.errorf(rl.IDRange, "Duplicate LUN",
-					"LUN %d is already defined at %s. Each LUN id may appear once per target.", l.ID, prev)
-			} else {
-				luns[l.ID] = rl.DefRange
-			}
-		}
-		t.LUNs = append(t.LUNs, l)
-	}
+	t.LUNs = r.lunMap(rt.LUNs, t.Name+"/", "in this target's default map")
+	r.views(&t, rt.Views)
 	return t
 }
 
@@ -466,7 +481,7 @@ func (r *resolver) targetPortals(rt *rawTarget) []string {
 	for _, p := range r.cfg.Portals {
 		all = append(all, p.Name)
 	}
-	v, st := r.value(rt.Portals, "portals", cty.List(cty.String), "a list of portal names")
+	elems, st := r.stringList(rt.Portals, "portals", "a list of portal names")
 	if st == attrAbsent {
 		return all
 	}
@@ -474,29 +489,19 @@ func (r *resolver) targetPortals(rt *rawTarget) []string {
 		return nil
 	}
 	rng := rt.Portals.Range()
-	if v.LengthInt() == 0 {
+	if len(elems) == 0 {
 		r.errorf(rng, "Empty portals list", "A target with no portal is unreachable. Remove portals to use every portal, or name at least one.")
 		return nil
 	}
-	// Element ranges when the expression is a literal list.
-	var elems []hcl.Expression
-	if exprs, diags := hcl.ExprList(rt.Portals); !diags.HasErrors() && len(exprs) == v.LengthInt() {
-		elems = exprs
-	}
 	var out []string
 	seen := map[string]bool{}
-	i := 0
-	for it := v.ElementIterator(); it.Next(); i++ {
-		_, ev := it.Element()
-		erng := rng
-		if elems != nil {
-			erng = elems[i].Range()
-		}
-		if ev.IsNull() {
+	for _, e := range elems {
+		erng := e.rng
+		if e.null {
 			r.errorf(erng, "Unknown portal", "portals must list portal names; null is not one.")
 			continue
 		}
-		name := ev.AsString()
+		name := e.value
 		switch {
 		case seen[name]:
 			r.errorf(erng, "Duplicate portal in list", "Portal %q is listed twice; remove one.", name)
@@ -536,8 +541,9 @@ func quoteList(names []string) string {
 }
 
 // lun resolves one lun block. An invalid id is reported and returned as
-// MaxLUN+1 so that it takes part in no duplicate check.
-func (r *resolver) lun(rl *rawLUN) LUN {
+// MaxLUN+1 so that it takes part in no duplicate check. An inline backend
+// is added to the Config's backends under prefix + "lun/<id>".
+func (r *resolver) lun(rl *rawLUN, prefix string) LUN {
 	l := LUN{DeclRange: rl.DefRange, ID: MaxLUN + 1}
 	id, err := strconv.ParseUint(rl.ID, 10, 64)
 	switch {
@@ -551,42 +557,62 @@ func (r *resolver) lun(rl *rawLUN) LUN {
 		l.ID = id
 	}
 
-	// Backend blocks: every kind counts towards "exactly one"; the first
-	// in the file is resolved, the others are reported.
-	type backend struct {
-		rng     hcl.Range
-		resolve func()
+	// The backend: a reference or one inline block; every kind counts
+	// towards "exactly one", the first in the file is resolved and the
+	// others are reported.
+	inline := Backend{Name: prefix + "lun/" + strconv.FormatUint(l.ID, 10), Inline: true}
+	if l.ID > MaxLUN {
+		inline.Name = prefix + "lun/" + rl.ID
 	}
-	var found []backend
-	for _, re := range rl.Emulated {
-		if re != nil {
-			found = append(found, backend{re.DefRange, func() { l.Emulated = r.emulated(re) }})
+	defs := r.blockDefinitions(rl.Emulated, rl.Device, &inline.Emulated, &inline.Device)
+	for i := range defs {
+		resolve, rng := defs[i].resolve, defs[i].rng
+		defs[i].resolve = func() {
+			resolve()
+			inline.DeclRange = rng
+			r.cfg.Backends = append(r.cfg.Backends, inline)
+			l.Backend, l.Emulated, l.Device = inline.Name, inline.Emulated, inline.Device
 		}
 	}
-	for _, rd := range rl.Device {
-		if rd != nil {
-			found = append(found, backend{rd.DefRange, func() { l.Device = r.device(rd) }})
-		}
+	if present(rl.Backend) {
+		defs = append(defs, definition{rl.Backend.Range(), func() { r.backendRef(&l, rl.Backend) }})
 	}
-	sort.Slice(found, func(i, j int) bool { return found[i].rng.Start.Byte < found[j].rng.Start.Byte })
-	var backends []hcl.Range
-	for i, b := range found {
-		if i == 0 {
-			b.resolve()
-		}
-		backends = append(backends, b.rng)
-	}
-	switch {
-	case len(backends) == 0:
+	if len(defs) == 0 {
 		r.errorf(rl.DefRange, "Missing LUN backend",
-			`A lun needs exactly one backend block, for example emulated { size = "64MiB" }.`)
-	case len(backends) > 1:
-		for _, extra := range backends[1:] {
-			r.errorf(extra, "Multiple LUN backends",
-				"This lun already has a backend block at %s; a lun has exactly one. Remove one of them.", backends[0])
-		}
+			`A lun needs exactly one backend: an emulated or device block, for example emulated { size = "64MiB" }, or backend = "name" naming a backend block.`)
+	}
+	r.firstDefinition(defs, "Multiple LUN backends",
+		`This lun already has a backend at %s (an emulated or device block, or backend = "name"); a lun has exactly one. Remove one of them.`)
+
+	if ro, st := r.boolean(rl.ReadOnly, "read_only"); st == attrOK {
+		l.ReadOnly = ro
+	}
+	if b := r.cfg.Backend(l.Backend); b != nil && b.ReadOnly() {
+		l.ReadOnly = true
 	}
 	return l
+}
+
+// backendRef resolves a lun's backend = "name" into l.
+func (r *resolver) backendRef(l *LUN, expr hcl.Expression) {
+	name, st := r.str(expr, "backend")
+	if st != attrOK {
+		return
+	}
+	b := r.cfg.Backend(name)
+	if b == nil || b.Inline {
+		var names []string
+		for _, b := range r.cfg.Backends {
+			if !b.Inline {
+				names = append(names, b.Name)
+			}
+		}
+		r.errorf(expr.Range(), "Unknown backend",
+			`No backend block named %q is defined; defined backends: %s. Define it at the top level, for example backend %q { device { wwn = "naa.5000c50015ea71a0" } }.`, name, quoteList(names), name)
+		return
+	}
+	r.backendUses[name]++
+	l.Backend, l.Emulated, l.Device = b.Name, b.Emulated, b.Device
 }
 
 // isDigits reports whether s is a non-empty run of ASCII digits.
@@ -633,6 +659,14 @@ func (r *resolver) device(rd *rawDevice) *Device {
 	}
 	if b, st := r.boolean(rd.AllowInUse, "allow_in_use"); st == attrOK {
 		d.AllowInUse = b
+	}
+	if b, st := r.boolean(rd.ReadOnly, "read_only"); st == attrOK {
+		d.ReadOnly = b
+	}
+	for _, id := range []struct{ kind, value string }{{"wwn", d.WWN}, {"serial", d.Serial}, {"path", d.Path}} {
+		if id.value != "" {
+			r.useIdentity(id.kind, id.value, rd.DefRange)
+		}
 	}
 	if !present(rd.WWN) && !present(rd.Serial) && !present(rd.Path) {
 		r.errorf(rd.DefRange, "Missing device selector", `A device block selects the device with wwn, serial or path (as sanbridge scan shows them), for example device { wwn = "naa.5000c50015ea71a0" }.`)
@@ -688,6 +722,7 @@ func (r *resolver) emulated(re *rawEmulated) *Emulated {
 				"file must be an absolute path such as /var/lib/sanbridge/disk0.img, so that it does not depend on the directory sanbridge starts in; it is %q.", f)
 		default:
 			e.File = filepath.Clean(f)
+			r.useIdentity("file", e.File, re.File.Range())
 		}
 	}
 	if ro, st := r.boolean(re.ReadOnly, "read_only"); st == attrOK {
@@ -742,7 +777,11 @@ func (r *resolver) inquiryText(expr hcl.Expression, name string, max int, field 
 func (r *resolver) warnings() {
 	for i := range r.cfg.Targets {
 		t := &r.cfg.Targets[i]
-		if len(t.LUNs) == 0 {
+		empty := len(t.LUNs) == 0
+		for _, v := range t.Views {
+			empty = empty && len(v.LUNs) == 0
+		}
+		if empty {
 			r.warnf(t.DeclRange, "Target has no LUNs", `Initiators that log in will find no disk. Add a lun block, for example lun "0" { emulated { size = "64MiB" } }.`)
 		}
 		if t.Open() {

@@ -48,6 +48,54 @@ discovery {
   }
 }
 
+# initiator_group "<name>": optional, any number. A named set of initiators
+# for LUN masking: a target's view "<name>" block says which LUNs the
+# group's members see in that target. The name is like a portal's (a
+# letter, then letters, digits, '_' or '-'), unique among groups.
+initiator_group "cluster" {
+  # initiators: the members, a list of exact iSCSI names (compared in lower
+  # case, like every iSCSI name) and name patterns. In a pattern '*'
+  # matches any run of characters, also none; every other character
+  # matches itself (there is no '?' and no [...]), and the text before the
+  # first '*' must start like an iSCSI name ("iqn.", "eui." or "naa.").
+  #
+  # An initiator belongs to at most one group. An exact name listed in a
+  # group puts the initiator in that group even if another group's
+  # pattern matches it too; the same exact name in two groups is an error,
+  # and so are patterns of two groups that some name could match (such as
+  # "iqn.1998-01.com.vmware:*" and "*:esx*"; `sanbridge check` shows a
+  # name that matches both). A group with no initiators, or with no view
+  # in any target, is warned about.
+  initiators = [
+    "iqn.1998-01.com.vmware:*",
+    "iqn.1994-05.com.redhat:reference-host",
+  ]
+}
+
+# backend "<name>": optional, any number. A logical unit defined once and
+# mapped by name (backend = "<name>") from any number of lun blocks, in
+# any targets and views, at any LUN numbers: every such LUN is the same
+# logical unit (the same data, reservations and unit attentions). The
+# name is like a portal's, unique among backends. A backend holds exactly
+# one emulated or device block, written as in a lun (below). A backend no
+# lun maps is warned about.
+#
+# A lun may instead hold its emulated or device block itself (an inline
+# backend), which only that lun maps. Each device and each backing file
+# may be selected by one block only: two device blocks with the same wwn,
+# serial or path, or two emulated blocks with the same file, are an error
+# (define a backend and map it wherever it is needed).
+backend "shelf1" {
+  device {
+    wwn = "naa.5000c50015ea71b4"
+
+    # read_only: optional, default false, in device and emulated blocks
+    # alike. Write-protects the logical unit: every LUN that maps it is
+    # read-only, whatever its lun block says.
+    read_only = false
+  }
+}
+
 # target "<iSCSI name>": one exported target. The name is an iSCSI name
 # (iqn.YYYY-MM.reversed.domain[:anything], eui.<16 hex>, naa.<16 or 32
 # hex>, ASCII only, at most 223 bytes); it is compared and reported in
@@ -92,10 +140,13 @@ target "iqn.2026-11.io.sanbridge:reference" {
     }
   }
 
-  # lun "<id>": one logical unit. The id is a quoted decimal label from 0 to
+  # lun "<id>": one LUN of the target's default map, which initiators in
+  # no initiator group see, and those in a group without a view in this
+  # target (see view below). The id is a quoted decimal label from 0 to
   # 16383 (0-255 use peripheral device addressing, 256-16383 flat space
-  # addressing, SAM-5 4.7.7), unique within the target. Each lun has
-  # exactly one backend block.
+  # addressing, SAM-5 4.7.7), unique within the map. Each lun has exactly
+  # one backend: an emulated or device block (inline), or backend =
+  # "<name>" naming a backend block.
   lun "0" {
     # emulated: an emulated SBC disk backed by memory or a file.
     emulated {
@@ -146,6 +197,40 @@ target "iqn.2026-11.io.sanbridge:reference" {
       # mounts, swaps on, holds in md/dm/LVM, or that come over iSCSI
       # themselves are refused unless this is true.
       allow_in_use = false
+
+      # read_only: optional, default false. See backend above.
+      read_only = false
+    }
+  }
+
+  lun "2" {
+    # backend: the name of a backend block; instead of an emulated or
+    # device block.
+    backend = "shelf1"
+
+    # read_only: optional, default false. Initiators may read but not
+    # write through this LUN; other LUNs that map the same backend are not
+    # affected. It cannot make a read-only backend writable.
+    read_only = true
+  }
+
+  # view "<group>": optional, at most one per initiator group. The LUN map
+  # that the members of the initiator group "<group>" see in this target,
+  # instead of the default map (lun blocks above). Its lun blocks are
+  # written like the target's, with their own LUN numbers: the same
+  # backend may be at a different LUN number here. A view without lun
+  # blocks shows the group no LUN. When the target has initiator blocks, a
+  # view for a group none of them belongs to is warned about (nobody who
+  # may log in would see it).
+  view "cluster" {
+    lun "0" {
+      backend = "shelf1"
+    }
+
+    lun "1" {
+      emulated {
+        size = "1GiB"
+      }
     }
   }
 }
