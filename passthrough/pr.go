@@ -609,7 +609,7 @@ func parseTransportID(b []byte) (prTID, int, error) {
 	}
 	var t prTID
 	if format == tidFormatPort {
-		i := strings.Index(strings.ToLower(s), tidPortSeparator)
+		i := strings.Index(asciiLower(s), tidPortSeparator)
 		if i < 0 || !validISID(s[i+len(tidPortSeparator):]) {
 			return prTID{}, 0, &tidFieldError{Off: 4, Bit: -1}
 		}
@@ -620,6 +620,19 @@ func parseTransportID(b []byte) (prTID, int, error) {
 	}
 	t.name = strings.ToLower(s)
 	return t, n, nil
+}
+
+// asciiLower returns s with ASCII upper-case letters in lower case and
+// every other byte as it is (strings.ToLower may change the length of
+// invalid UTF-8).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // validInitiatorName reports whether s can be an iSCSI name: 1 to 223
