@@ -15,7 +15,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 all: build
 
-build:
+build: deps
 	$(GO) build -o $(BIN) ./cmd/sanbridge
 
 static:
@@ -27,12 +27,15 @@ demo:
 demo-local: build
 	./$(BIN) serve --config deploy/examples/demo.hcl
 
-# Host tools the tests talk to (libiscsi's initiator tools). tgt is not
-# installed here: its package starts a service on port 3260 (the bench and
-# the rig bring their own tgtd).
+# Host tools the tests talk to (libiscsi's initiator tools), and libusb's
+# headers for the cgo build of sgio/bot (gousb). tgt is not installed here:
+# its package starts a service on port 3260 (the bench and the rig bring
+# their own tgtd).
 deps:
 	@need=""; \
 	command -v iscsi-test-cu >/dev/null || need="$$need libiscsi-bin"; \
+	command -v pkg-config >/dev/null || need="$$need pkg-config"; \
+	pkg-config --exists libusb-1.0 2>/dev/null || need="$$need libusb-1.0-0-dev"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
 		apt-get update -q || { echo "make deps: apt-get update failed"; exit 1; }; \
@@ -42,14 +45,15 @@ deps:
 
 # vet also builds outside Linux (darwin): sgio's "unsupported" stubs
 # must keep up with its Linux API.
-vet:
+vet: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) build -tags nousb -o /dev/null ./cmd/sanbridge
 	GOOS=darwin CGO_ENABLED=0 $(GO) vet -tags nousb ./...
 
-unit:
+unit: deps
 	SANBRIDGE_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./...
+	CGO_ENABLED=0 $(GO) test -tags nousb -count=1 ./sgio/bot/ ./cmd/sanbridge/
 
 # Every fuzz target for a bounded number of new inputs (the committed corpora
 # run in 'unit'). A count, not a duration: a time-bounded run can end in a
