@@ -45,6 +45,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sanbridge/sanbridge/sgio/scsi"
@@ -205,6 +206,9 @@ type PR struct {
 	mu  sync.RWMutex
 	rec PRRecord // latest record seen, read by Conflict and Active
 	ver uint64   // its version
+	// active mirrors len(rec.Registrations) > 0, so that commands to a
+	// logical unit nobody registered with take no lock.
+	active atomic.Bool
 }
 
 // NewPR returns the persistent reservations of the logical unit whose
@@ -222,7 +226,9 @@ func NewPR(ctx context.Context, store PRStore, key string, hooks PRHooks) (*PR, 
 	if err := rec.Validate(); err != nil {
 		return nil, fmt.Errorf("passthrough: persistent reservations of %q: %w", key, err)
 	}
-	return &PR{store: store, key: key, hooks: hooks, rec: rec, ver: ver}, nil
+	p := &PR{store: store, key: key, hooks: hooks, rec: rec, ver: ver}
+	p.active.Store(len(rec.Registrations) > 0)
+	return p, nil
 }
 
 // Snapshot returns a copy of the latest record this PR has seen.
@@ -258,17 +264,14 @@ func (p *PR) cache(rec PRRecord, ver uint64) {
 	defer p.mu.Unlock()
 	if ver >= p.ver {
 		p.rec, p.ver = rec.clone(), ver
+		p.active.Store(len(rec.Registrations) > 0)
 	}
 }
 
 // Active reports whether any registration exists (a reservation needs
 // one). While it does, SPC-2 RESERVE and RELEASE conflict (SPC-4 5.13.3:
 // PR reports CRH 0).
-func (p *PR) Active() bool {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return len(p.rec.Registrations) > 0
-}
+func (p *PR) Active() bool { return p.active.Load() }
 
 // Conflict reports whether cdb from n conflicts with the persistent
 // reservation state and must end with RESERVATION CONFLICT: the SPC-4
@@ -279,8 +282,8 @@ func (p *PR) Active() bool {
 // and OUT never conflict here; [PR.Out] sorts out its service actions.
 // Commands neither table names conflict for I_T nexuses without access.
 func (p *PR) Conflict(n PRNexus, cdb []byte) bool {
-	if len(cdb) == 0 {
-		return false
+	if len(cdb) == 0 || !p.active.Load() {
+		return false // without registrations nothing conflicts
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
