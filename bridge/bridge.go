@@ -1,6 +1,12 @@
 // Package bridge wires the gateway together: it turns a configuration and
 // the devices it names into iSCSI targets and LUNs, runs the server, and
 // owns the lifecycle of everything it opened.
+//
+// Every backend of the configuration is one passthrough.LU, however many
+// LUN maps (targets, views) use it, so that its data, reservations and
+// unit attentions are the same whichever LUN number an initiator reaches
+// it through. Each target's views come from the configuration's masking
+// (conf.Config.GroupOf, conf.Target.ViewFor).
 package bridge
 
 import (
@@ -8,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -26,6 +33,7 @@ type Bridge struct {
 	cfg     *conf.Config
 	srv     *iscsi.Server
 	devices []sgio.Device
+	targets []*passthrough.Target
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -37,9 +45,13 @@ type Options struct {
 	Log zerolog.Logger
 	// Preferences override the iSCSI negotiation offers (zero: defaults).
 	Preferences iscsi.Preferences
+	// StateDir is the directory that keeps the persistent reservations
+	// registered with APTPL, so that they survive a restart. Empty keeps
+	// every persistent reservation in memory only.
+	StateDir string
 }
 
-// New opens every device the configuration names and builds the server.
+// New opens every device the configuration maps and builds the server.
 // On error, whatever was opened is closed again.
 func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 	b := &Bridge{log: opts.Log, cfg: cfg}
@@ -49,51 +61,99 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 			b.closeDevices()
 		}
 	}()
-	groupOf := make(map[string]uint16, len(cfg.Portals))
-	var portals []iscsi.Portal
-	for _, p := range cfg.Portals {
-		groupOf[p.Name] = p.Group
-		portals = append(portals, iscsi.Portal{Listen: p.Listen, Advertise: p.Advertise, Group: p.Group})
-	}
-	inv := newInventory(b.log)
-	var targets iscsi.StaticTargets
-	for i := range cfg.Targets {
-		ct := &cfg.Targets[i]
-		var lus []*passthrough.LU
-		var maxBurst uint32
-		for _, l := range ct.LUNs {
-			dev, err := openLUN(&l, inv, b.log)
-			if err != nil {
-				where := l.DeclRange
-				switch {
-				case l.Emulated != nil && l.Emulated.File != "":
-					where = l.Emulated.FileRange
-				case l.Device != nil:
-					where = l.Device.DeclRange
-				}
-				return nil, fmt.Errorf("%s: target %s LUN %d: %w", where.String(), ct.Name, l.ID, err)
-			}
-			b.devices = append(b.devices, dev)
-			lus = append(lus, passthrough.NewLU(l.ID, dev))
-			// The largest burst the target negotiates must fit every
-			// device's transfer limit, so large commands don't fail.
-			if m := dev.Limits().MaxTransferBytes; m > 0 && (maxBurst == 0 || uint32(m) < maxBurst) {
-				maxBurst = uint32(m)
-			}
-			if l.Device != nil {
-				b.log.Info().Str("target", ct.Name).Uint64("lun", l.ID).Int("max_transfer", dev.Limits().MaxTransferBytes).Msg("pass-through device opened")
-			}
-		}
-		h, err := passthrough.NewTarget(lus, b.log.With().Str("target", ct.Name).Logger())
+	var store passthrough.PRStore
+	if opts.StateDir != "" {
+		fs, err := passthrough.NewFileStore(opts.StateDir)
 		if err != nil {
 			return nil, err
 		}
-		t := &iscsi.Target{Name: ct.Name, Alias: ct.Alias, Handler: h, Access: accessFunc(ct), MaxBurstLength: maxBurst}
+		store = fs
+	}
+	groupOf := make(map[string]uint16, len(cfg.Portals))
+	var portals []iscsi.Portal
+	var allGroups []uint16
+	for _, p := range cfg.Portals {
+		groupOf[p.Name] = p.Group
+		portals = append(portals, iscsi.Portal{Listen: p.Listen, Advertise: p.Advertise, Group: p.Group})
+		if !slices.Contains(allGroups, p.Group) {
+			allGroups = append(allGroups, p.Group)
+		}
+	}
+	o := &opener{log: b.log, inv: newInventory(b.log), store: store, lus: make(map[string]*passthrough.LU)}
+	var targets iscsi.StaticTargets
+	// Relative target port identifiers: one per target and portal group,
+	// numbered in the file's order, unique across the gateway (a logical
+	// unit may be reached through several targets).
+	nextPort := uint16(1)
+	for i := range cfg.Targets {
+		ct := &cfg.Targets[i]
+		t := &iscsi.Target{Name: ct.Name, Alias: ct.Alias}
 		for _, pn := range ct.Portals {
 			t.Groups = append(t.Groups, groupOf[pn])
 		}
+		groups := t.Groups
+		if len(groups) == 0 {
+			groups = allGroups
+		}
+		ports := make(map[uint16]uint16, len(groups))
+		for _, g := range groups {
+			ports[g] = nextPort
+			nextPort++
+		}
+		views := make(map[string]passthrough.View, 1+len(ct.Views))
+		var registry []*passthrough.LU
+		mapView := func(group string, luns []conf.LUN) error {
+			maps := make([]passthrough.Mapping, 0, len(luns))
+			for j := range luns {
+				l := &luns[j]
+				lu, err := o.open(ct, l)
+				if err != nil {
+					return err
+				}
+				maps = append(maps, passthrough.Mapping{LUN: l.ID, LU: lu, ReadOnly: l.ReadOnly})
+				if !slices.Contains(registry, lu) {
+					registry = append(registry, lu)
+				}
+			}
+			v, err := passthrough.NewView(maps...)
+			if err != nil {
+				return fmt.Errorf("%s: target %s: %w", ct.DeclRange.String(), ct.Name, err)
+			}
+			views[group] = v
+			return nil
+		}
+		if err := mapView("", ct.LUNs); err != nil {
+			return nil, err
+		}
+		for j := range ct.Views {
+			if err := mapView(ct.Views[j].Group, ct.Views[j].LUNs); err != nil {
+				return nil, err
+			}
+		}
+		viewOf := viewFunc(cfg, views)
+		h, err := passthrough.NewTarget(passthrough.TargetConfig{
+			Name:  ct.Name,
+			Ports: ports,
+			LUs:   registry,
+			Views: viewOf,
+			Log:   b.log.With().Str("target", ct.Name).Logger(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.targets = append(b.targets, h)
+		t.Handler = h
+		t.Access = accessFunc(ct, viewOf)
+		// The largest burst the target negotiates must fit every
+		// device's transfer limit, so large commands don't fail.
+		for _, lu := range registry {
+			if m := lu.Device().Limits().MaxTransferBytes; m > 0 && (t.MaxBurstLength == 0 || uint32(m) < t.MaxBurstLength) {
+				t.MaxBurstLength = uint32(m)
+			}
+		}
 		targets = append(targets, t)
 	}
+	b.devices = o.devices
 	icfg := iscsi.Config{
 		Portals:     portals,
 		Targets:     targets,
@@ -112,14 +172,73 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 	return b, nil
 }
 
-// openLUN opens the backend of one LUN.
-func openLUN(l *conf.LUN, inv *inventory, log zerolog.Logger) (sgio.Device, error) {
+// viewFunc resolves an initiator's view of one target from the views
+// built for its default map ("") and its groups, as conf.Target.ViewFor
+// does.
+func viewFunc(cfg *conf.Config, views map[string]passthrough.View) passthrough.ViewFunc {
+	return func(initiator string) passthrough.View {
+		if g, ok := cfg.GroupOf(initiator); ok {
+			if v, ok := views[g]; ok {
+				return v
+			}
+		}
+		return views[""]
+	}
+}
+
+// opener opens each backend once, on first use, as one logical unit.
+type opener struct {
+	log     zerolog.Logger
+	inv     *inventory
+	store   passthrough.PRStore
+	lus     map[string]*passthrough.LU // by conf.Backend.Name
+	devices []sgio.Device
+}
+
+// open returns the logical unit of l's backend, opening it the first
+// time; errors name the LUN and where in the file the backend is.
+func (o *opener) open(ct *conf.Target, l *conf.LUN) (*passthrough.LU, error) {
+	if lu, ok := o.lus[l.Backend]; ok {
+		return lu, nil
+	}
+	dev, key, err := openLUN(l, o.inv, o.log)
+	if err == nil {
+		var lu *passthrough.LU
+		lu, err = passthrough.NewLU(context.Background(), passthrough.LUConfig{
+			Name: l.Backend, Key: key, Device: dev, PRStore: o.store,
+			Log: o.log.With().Str("lu", l.Backend).Logger(),
+		})
+		if err == nil {
+			o.devices = append(o.devices, dev)
+			o.lus[l.Backend] = lu
+			if l.Device != nil {
+				o.log.Info().Str("target", ct.Name).Uint64("lun", l.ID).Str("backend", l.Backend).Str("key", key).
+					Int("max_transfer", dev.Limits().MaxTransferBytes).Msg("pass-through device opened")
+			}
+			return lu, nil
+		}
+		dev.Close()
+	}
+	where := l.DeclRange
+	switch {
+	case l.Emulated != nil && l.Emulated.File != "":
+		where = l.Emulated.FileRange
+	case l.Device != nil:
+		where = l.Device.DeclRange
+	}
+	return nil, fmt.Errorf("%s: target %s LUN %d: %w", where.String(), ct.Name, l.ID, err)
+}
+
+// openLUN opens the backend of one LUN and returns its identity key: the
+// device's WWN or serial number when it has one, else the backend's
+// name in the configuration (stable for an unchanged file).
+func openLUN(l *conf.LUN, inv *inventory, log zerolog.Logger) (sgio.Device, string, error) {
 	switch {
 	case l.Device != nil:
-		return openDevice(l.Device, inv, log)
+		return openDevice(l.Device, l.Backend, inv, log)
 	case l.Emulated != nil:
 		e := l.Emulated
-		return emul.New(emul.Config{
+		d, err := emul.New(emul.Config{
 			SizeBytes: e.SizeBytes,
 			BlockSize: e.BlockSize,
 			File:      e.File,
@@ -129,17 +248,20 @@ func openLUN(l *conf.LUN, inv *inventory, log zerolog.Logger) (sgio.Device, erro
 			Revision:  e.Revision,
 			Serial:    e.Serial,
 		})
+		if err != nil {
+			return nil, "", err
+		}
+		return d, "emulated:" + l.Backend, nil
 	}
-	return nil, errors.New("no backend configured")
+	return nil, "", errors.New("no backend configured")
 }
 
-// accessFunc builds the target's ACL and CHAP policy: with initiator
-// blocks only those may log in, each with its own CHAP or the target's.
-func accessFunc(ct *conf.Target) func(string) iscsi.Access {
+// accessFunc builds the target's access policy: with initiator blocks
+// only those may log in, each with its own CHAP or the target's; and an
+// initiator whose view of the target is empty may neither log in nor
+// find the target in discovery.
+func accessFunc(ct *conf.Target, views passthrough.ViewFunc) func(string) iscsi.Access {
 	targetCHAP := chapSecret(ct.CHAP)
-	if len(ct.Initiators) == 0 {
-		return func(string) iscsi.Access { return iscsi.Access{Allowed: true, CHAP: targetCHAP} }
-	}
 	acl := make(map[string]*iscsi.CHAPSecret, len(ct.Initiators))
 	for _, in := range ct.Initiators {
 		c := targetCHAP
@@ -153,8 +275,14 @@ func accessFunc(ct *conf.Target) func(string) iscsi.Access {
 		if err != nil {
 			return iscsi.Access{}
 		}
-		c, ok := acl[norm]
-		if !ok {
+		c := targetCHAP
+		if len(acl) > 0 {
+			var ok bool
+			if c, ok = acl[norm]; !ok {
+				return iscsi.Access{}
+			}
+		}
+		if views(norm).Len() == 0 {
 			return iscsi.Access{}
 		}
 		return iscsi.Access{Allowed: true, CHAP: c}

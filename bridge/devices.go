@@ -105,15 +105,27 @@ func describe(sel *conf.Device) string {
 	return strings.Join(parts, ", ")
 }
 
-// openDevice opens the device sel selects for pass-through.
-func openDevice(sel *conf.Device, inv *inventory, log zerolog.Logger) (sgio.Device, error) {
+// openDevice opens the device sel selects for pass-through, and returns
+// its identity key: its WWN, else its serial number, else name.
+func openDevice(sel *conf.Device, name string, inv *inventory, log zerolog.Logger) (sgio.Device, string, error) {
 	devs, err := inv.devices()
 	if err != nil {
-		return nil, fmt.Errorf("scanning devices: %w", err)
+		return nil, "", fmt.Errorf("scanning devices: %w", err)
 	}
 	d, err := resolveDevice(sel, devs)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return sgio.Open(d.SG, sgio.WithLogger(log))
+	key := "device:" + name
+	switch {
+	case d.Identity.WWN != "":
+		key = d.Identity.WWN
+	case d.Identity.Serial != "":
+		key = "serial:" + d.Identity.Serial
+	}
+	dev, err := sgio.Open(d.SG, sgio.WithLogger(log))
+	if err != nil {
+		return nil, "", err
+	}
+	return dev, key, nil
 }

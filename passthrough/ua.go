@@ -4,98 +4,156 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/sanbridge/sanbridge/iscsi"
 	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
 
-// itl names an I_T_L nexus: the device sees one initiator (the bridge), so
-// unit attentions for each real initiator port are kept here.
-type itl struct {
-	initiator string // SCSI initiator port name (name,i,0xISID)
-	lun       uint64
+// maxUnitAttentions bounds the unit attention conditions queued for one
+// I_T_L nexus.
+const maxUnitAttentions = 16
+
+// uaQueue holds the unit attention conditions pending for one I_T_L
+// nexus (SAM-5 5.14). Conditions are reported one at a time, in order of
+// precedence (uaPrecedence) and, within a precedence, oldest first. The
+// queue is bounded: when it is full, a new condition replaces the newest
+// one of the lowest precedence if it outranks it, and is dropped
+// otherwise, so the oldest and the most important conditions survive.
+// POWER ON, RESET, OR BUS DEVICE RESET OCCURRED supersedes every other
+// condition (the device server may have lost whatever they reported).
+type uaQueue struct {
+	n  atomic.Int32 // len(q): the per-command check reads only this
+	mu sync.Mutex
+	q  []scsi.ASC
 }
 
-// unitAttentions queues unit attention conditions per I_T_L nexus
-// (SAM-5 5.14): each is reported once, oldest first, to the next command
-// that may receive it.
-type unitAttentions struct {
-	nexuses sync.Map     // initiator ports with a live session -> struct{}
-	count   atomic.Int64 // conditions pending: the fast path checks it
-	mu      sync.Mutex
-	pending map[itl][]scsi.ASC
-}
-
-func newUnitAttentions() *unitAttentions {
-	return &unitAttentions{pending: make(map[itl][]scsi.ASC)}
-}
-
-// seen records a live initiator port.
-func (u *unitAttentions) seen(port string) {
-	if _, ok := u.nexuses.Load(port); !ok {
-		u.nexuses.LoadOrStore(port, struct{}{})
+// uaPrecedence ranks a unit attention condition by SAM-5 5.14's
+// precedence list, 0 being the highest: reset conditions first, then
+// the rest.
+func uaPrecedence(a scsi.ASC) int {
+	switch a {
+	case scsi.ASCPowerOnOrReset:
+		return 0
+	case scsi.ASCPowerOnOccurred, scsi.ASCDeviceInternalReset:
+		return 1
+	case scsi.ASCBusResetOccurred, ascMicrocodeChanged:
+		return 2
+	case scsi.ASCBusDeviceResetOccurred:
+		return 3
+	case scsi.ASCITNexusLossOccurred:
+		return 4
+	case ascCommandsClearedByPowerLoss:
+		return 5
 	}
-}
-
-// gone forgets an initiator port and its pending conditions.
-func (u *unitAttentions) gone(port string) {
-	u.nexuses.Delete(port)
-	u.mu.Lock()
-	for k, q := range u.pending {
-		if k.initiator == port {
-			u.count.Add(-int64(len(q)))
-			delete(u.pending, k)
-		}
+	if a.Code() == 0x29 {
+		// Other 29h conditions are protocol specific: with the bus resets.
+		return 2
 	}
-	u.mu.Unlock()
+	return 6
 }
 
-// raise queues asc for lun on every live initiator port except skip.
-func (u *unitAttentions) raise(lun uint64, asc scsi.ASC, skip string) {
+// Additional sense codes only the unit attention precedence names.
+const (
+	ascMicrocodeChanged           scsi.ASC = 0x3f01
+	ascCommandsClearedByPowerLoss scsi.ASC = 0x2f01
+)
+
+// isReset reports whether a is one of the 29h family (a reset of some
+// kind), which SAM-5 ranks above every other unit attention and above
+// BUSY and RESERVATION CONFLICT.
+func isReset(a scsi.ASC) bool { return a.Code() == 0x29 }
+
+// pending reports whether any condition is queued.
+func (u *uaQueue) pending() bool { return u.n.Load() != 0 }
+
+// add establishes condition a.
+func (u *uaQueue) add(a scsi.ASC) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.nexuses.Range(func(key, _ any) bool {
-		port := key.(string)
-		if port == skip {
-			return true
+	p := uaPrecedence(a)
+	for _, q := range u.q {
+		if q == a {
+			return // already pending: one report says it
 		}
-		k := itl{port, lun}
-		q := u.pending[k]
-		if len(q) >= 8 {
-			// Bounded: the oldest conditions are dropped first.
-			q = q[1:]
-			u.count.Add(-1)
+		if isReset(q) && isReset(a) && uaPrecedence(q) < p {
+			return // a wider reset is pending and implies this one
 		}
-		u.pending[k] = append(q, asc)
-		u.count.Add(1)
-		return true
-	})
+	}
+	if a == scsi.ASCPowerOnOrReset {
+		u.q = u.q[:0]
+	}
+	if len(u.q) >= maxUnitAttentions {
+		last := len(u.q) - 1
+		if uaPrecedence(u.q[last]) <= p {
+			return // full of conditions at least as important: keep them
+		}
+		u.q = u.q[:last]
+	}
+	// Insert after every condition of the same or higher precedence.
+	i := len(u.q)
+	for i > 0 && uaPrecedence(u.q[i-1]) > p {
+		i--
+	}
+	u.q = append(u.q, 0)
+	copy(u.q[i+1:], u.q[i:])
+	u.q[i] = a
+	u.n.Store(int32(len(u.q)))
 }
 
-// take pops the oldest condition for port and lun, if any.
-func (u *unitAttentions) take(port string, lun uint64) (scsi.ASC, bool) {
-	if u.count.Load() == 0 {
+// peek returns the condition that would be reported next.
+func (u *uaQueue) peek() (scsi.ASC, bool) {
+	if !u.pending() {
 		return 0, false
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	k := itl{port, lun}
-	q := u.pending[k]
-	if len(q) == 0 {
+	if len(u.q) == 0 {
 		return 0, false
 	}
-	asc := q[0]
-	u.count.Add(-1)
-	if len(q) == 1 {
-		delete(u.pending, k)
-	} else {
-		u.pending[k] = q[1:]
-	}
-	return asc, true
+	return u.q[0], true
 }
 
-// reportsUA says whether an opcode receives a pending unit attention.
-// INQUIRY, REPORT LUNS and REQUEST SENSE do not (SAM-5 5.14, SPC-4 5.14);
-// REQUEST SENSE returns it as its data instead.
+// take removes and returns the condition to report next.
+func (u *uaQueue) take() (scsi.ASC, bool) {
+	if !u.pending() {
+		return 0, false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.q) == 0 {
+		return 0, false
+	}
+	a := u.q[0]
+	u.q = append(u.q[:0], u.q[1:]...)
+	u.n.Store(int32(len(u.q)))
+	return a, true
+}
+
+// remove clears condition a if it is pending.
+func (u *uaQueue) remove(a scsi.ASC) {
+	if !u.pending() {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i, q := range u.q {
+		if q == a {
+			u.q = append(u.q[:i], u.q[i+1:]...)
+			u.n.Store(int32(len(u.q)))
+			return
+		}
+	}
+}
+
+// snapshot returns the pending conditions in reporting order.
+func (u *uaQueue) snapshot() []scsi.ASC {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]scsi.ASC(nil), u.q...)
+}
+
+// reportsUA reports whether a command receives a pending unit attention
+// as CHECK CONDITION. INQUIRY and REPORT LUNS never do (REPORT LUNS
+// clears REPORTED LUNS DATA HAS CHANGED instead), and REQUEST SENSE
+// returns it as its data (SAM-5 5.14, SPC-4 6.39).
 func reportsUA(op scsi.Opcode) bool {
 	switch op {
 	case scsi.OpInquiry, scsi.OpReportLUNs, scsi.OpRequestSense:
@@ -104,5 +162,21 @@ func reportsUA(op scsi.Opcode) bool {
 	return true
 }
 
-// portOf returns the initiator port name of a nexus.
-func portOf(n *iscsi.Nexus) string { return n.InitiatorPort() }
+// deviceUA returns the additional sense code when sense reports a unit
+// attention, in either format.
+func deviceUA(sense []byte) (scsi.ASC, bool) {
+	if len(sense) < 4 {
+		return 0, false
+	}
+	switch sense[0] & 0x7f {
+	case scsi.RespFixedCurrent, scsi.RespFixedDeferred:
+		if len(sense) >= 14 && scsi.SenseKey(sense[2]&0x0f) == scsi.SenseUnitAttention {
+			return scsi.NewASC(sense[12], sense[13]), true
+		}
+	case scsi.RespDescriptorCurrent, scsi.RespDescriptorDeferred:
+		if scsi.SenseKey(sense[1]&0x0f) == scsi.SenseUnitAttention {
+			return scsi.NewASC(sense[2], sense[3]), true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,340 @@
+package passthrough
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sanbridge/sanbridge/iscsi"
+	"github.com/sanbridge/sanbridge/sgio"
+	"github.com/sanbridge/sanbridge/sgio/scsi"
+)
+
+// LU is one logical unit: a device, the concurrency it allows, and what
+// SCSI keeps per logical unit, shared by every I_T nexus and every target
+// that maps it: the SPC-2 reservation, the persistent reservations, and
+// the attached I_T_L nexuses that unit attentions fan out to. The same
+// backend mapped in several views or targets is one LU.
+type LU struct {
+	name string
+	key  string
+	dev  sgio.Device
+	sem  chan struct{} // bounds the commands in flight to the device's queue depth
+	log  zerolog.Logger
+
+	// reserved is the SPC-2 reservation's holder, nil when none
+	// (reserve.go).
+	reserved atomic.Pointer[nexus]
+
+	pr       *PR
+	prActive atomic.Bool   // pr.Active() as of the last PR command: the fast path reads this
+	prOut    chan struct{} // a one-slot lock serializing PR OUT (abortable)
+
+	mu      sync.Mutex
+	itls    map[*itl]struct{}    // attached I_T_L nexuses that see the LU
+	targets map[*Target]struct{} // targets whose registry holds the LU
+}
+
+// LUConfig describes a logical unit for [NewLU].
+type LUConfig struct {
+	// Name names the logical unit in logs (the configuration's backend
+	// name).
+	Name string
+	// Key identifies the backend across restarts and gateways: the
+	// device's WWN or serial number, else the configuration's name. The
+	// persistent reservation state is stored under it. Empty means Name.
+	Key string
+	// Device executes the logical unit's commands.
+	Device sgio.Device
+	// PRStore keeps the persistent reservation state; nil keeps it in
+	// memory only.
+	PRStore PRStore
+	// Log receives the logical unit's logs.
+	Log zerolog.Logger
+}
+
+// NewLU returns a logical unit for c.Device, with its persistent
+// reservation state loaded from c.PRStore.
+func NewLU(ctx context.Context, c LUConfig) (*LU, error) {
+	if c.Device == nil {
+		return nil, fmt.Errorf("passthrough: logical unit %q has no device", c.Name)
+	}
+	key := cmp.Or(c.Key, c.Name)
+	if key == "" {
+		return nil, errors.New("passthrough: logical unit has neither a name nor a key")
+	}
+	qd := c.Device.Limits().QueueDepth
+	if qd <= 0 {
+		qd = 32
+	}
+	lu := &LU{
+		name:    cmp.Or(c.Name, key),
+		key:     key,
+		dev:     c.Device,
+		sem:     make(chan struct{}, qd),
+		log:     c.Log,
+		prOut:   make(chan struct{}, 1),
+		itls:    make(map[*itl]struct{}),
+		targets: make(map[*Target]struct{}),
+	}
+	pr, err := NewPR(ctx, c.PRStore, key, PRHooks{UA: lu.prUA, Abort: lu.prAbort, Ports: lu.prPorts})
+	if err != nil {
+		return nil, fmt.Errorf("passthrough: logical unit %s: persistent reservations: %w", lu.name, err)
+	}
+	lu.pr = pr
+	lu.prActive.Store(pr.Active())
+	return lu, nil
+}
+
+// Name returns the logical unit's name.
+func (lu *LU) Name() string { return lu.name }
+
+// Key returns the logical unit's identity key.
+func (lu *LU) Key() string { return lu.key }
+
+// Device returns the logical unit's device.
+func (lu *LU) Device() sgio.Device { return lu.dev }
+
+// attach adds an I_T_L nexus that sees the logical unit.
+func (lu *LU) attach(x *itl) {
+	lu.mu.Lock()
+	lu.itls[x] = struct{}{}
+	lu.mu.Unlock()
+}
+
+// detach removes an I_T_L nexus: its nexus ended or no longer sees the
+// logical unit, and an SPC-2 reservation it held ends with it.
+func (lu *LU) detach(x *itl) {
+	lu.mu.Lock()
+	delete(lu.itls, x)
+	lu.mu.Unlock()
+	lu.releaseHeldBy(x.n)
+}
+
+// addTarget and removeTarget keep the set of targets that can reach the
+// logical unit (its target ports, for persistent reservations).
+func (lu *LU) addTarget(t *Target) {
+	lu.mu.Lock()
+	lu.targets[t] = struct{}{}
+	lu.mu.Unlock()
+}
+
+func (lu *LU) removeTarget(t *Target) {
+	lu.mu.Lock()
+	delete(lu.targets, t)
+	lu.mu.Unlock()
+}
+
+// raiseUA establishes unit attention asc for every attached I_T_L nexus
+// of the logical unit except those of nexus skip (nil: all of them).
+func (lu *LU) raiseUA(asc scsi.ASC, skip *nexus) {
+	lu.mu.Lock()
+	defer lu.mu.Unlock()
+	for x := range lu.itls {
+		if x.n != skip {
+			x.ua.add(asc)
+		}
+	}
+}
+
+// reset performs what a logical unit reset does to the logical unit
+// (SAM-5 6.3.3): the device is reset when it can be, and the SPC-2
+// reservation ends. Persistent reservations survive it. The caller
+// raises the unit attentions.
+func (lu *LU) reset(ctx context.Context) {
+	lu.clearReservation()
+	r, ok := lu.dev.(sgio.Resetter)
+	if !ok {
+		return
+	}
+	if err := r.Reset(ctx); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		lu.log.Warn().Err(err).Str("lu", lu.name).Msg("device reset failed")
+	}
+}
+
+// prUA is the persistent reservations' UA hook: it establishes asc for
+// the I_T_L nexuses p covers.
+func (lu *LU) prUA(p PRNexus, asc scsi.ASC) {
+	lu.mu.Lock()
+	defer lu.mu.Unlock()
+	for x := range lu.itls {
+		if p.Covers(x.n.pr) {
+			x.ua.add(asc)
+		}
+	}
+}
+
+// prCallerKey marks the context of a PERSISTENT RESERVE OUT with the
+// nexus that sent it.
+type prCallerKey struct{}
+
+// prAbort is the persistent reservations' abort hook (PREEMPT AND
+// ABORT): the tasks on this logical unit of the nexuses p covers are
+// aborted, and it returns once none of them can touch the medium
+// anymore. The nexus running the PERSISTENT RESERVE OUT (in ctx) is
+// skipped: its own task would wait for itself.
+func (lu *LU) prAbort(ctx context.Context, p PRNexus) {
+	caller, _ := ctx.Value(prCallerKey{}).(*nexus)
+	lu.abortTasks(func(n *nexus) bool { return n != caller && p.Covers(n.pr) })
+}
+
+// abortTasks aborts the tasks on this logical unit of every attached
+// nexus match selects, through the engine's NexusControl, and waits for
+// them. It must not be called from a task it would abort.
+func (lu *LU) abortTasks(match func(*nexus) bool) {
+	type victim struct {
+		ctl iscsi.NexusControl
+		lun uint64
+	}
+	var vs []victim
+	lu.mu.Lock()
+	for x := range lu.itls {
+		if x.n.ctl == nil || !match(x.n) {
+			continue
+		}
+		if lun, ok := x.n.lunOf(lu); ok {
+			vs = append(vs, victim{x.n.ctl, lun})
+		}
+	}
+	lu.mu.Unlock()
+	for _, v := range vs {
+		v.ctl.AbortTasks(iscsi.MakeLUN(v.lun), false)
+	}
+}
+
+// prPorts is the persistent reservations' port hook: every target port
+// through which the logical unit can be reached, by relative target port
+// identifier.
+func (lu *LU) prPorts() []PRTargetPort {
+	lu.mu.Lock()
+	ts := make([]*Target, 0, len(lu.targets))
+	for t := range lu.targets {
+		ts = append(ts, t)
+	}
+	lu.mu.Unlock()
+	var out []PRTargetPort
+	for _, t := range ts {
+		for tpgt, rel := range t.ports {
+			out = append(out, PRTargetPort{Name: targetPortName(t.name, tpgt), RelTargetPortID: rel})
+		}
+	}
+	slices.SortFunc(out, func(a, b PRTargetPort) int { return cmp.Compare(a.RelTargetPortID, b.RelTargetPortID) })
+	return out
+}
+
+// persistentReserveIn answers PERSISTENT RESERVE IN from n.
+func (lu *LU) persistentReserveIn(ctx context.Context, n *nexus, cmd *iscsi.Command) iscsi.Response {
+	written, wanted, st, sense := lu.pr.In(ctx, n.pr, cmd.CDB, cmd.ReadBuf)
+	lu.prActive.Store(lu.pr.Active())
+	return iscsi.Response{Status: st, Sense: sense, ReadLen: written, Wanted: wanted}
+}
+
+// persistentReserveOut executes PERSISTENT RESERVE OUT from n. PR OUTs
+// of a logical unit run one at a time; waiting for the turn ends when the
+// task is aborted.
+func (lu *LU) persistentReserveOut(ctx context.Context, n *nexus, cmd *iscsi.Command) iscsi.Response {
+	select {
+	case lu.prOut <- struct{}{}:
+	case <-ctx.Done():
+		return checkCondition(scsi.SenseAbortedCommand, scsi.ASCNoAdditionalSense)
+	}
+	// PR OUTs wait here rather than in PR.Out, where a PREEMPT AND ABORT
+	// could not abort them.
+	st, sense := lu.pr.Out(context.WithValue(ctx, prCallerKey{}, n), n.pr, cmd.CDB, cmd.WriteData)
+	lu.prActive.Store(lu.pr.Active())
+	<-lu.prOut
+	return iscsi.Response{Status: st, Sense: sense}
+}
+
+// prConflict reports whether the persistent reservation forbids cdb from
+// n (SPC-4 5.13.1, table 63). Nothing is checked while no registration
+// exists.
+func (lu *LU) prConflict(n *nexus, cdb []byte) bool {
+	return lu.prActive.Load() && lu.pr.Conflict(n.pr, cdb)
+}
+
+// do passes cmd to the device and turns the outcome into a response.
+func (lu *LU) do(ctx context.Context, cmd *iscsi.Command) iscsi.Response {
+	select {
+	case lu.sem <- struct{}{}:
+	case <-ctx.Done():
+		return checkCondition(scsi.SenseAbortedCommand, scsi.ASCNoAdditionalSense)
+	}
+	defer func() { <-lu.sem }()
+	// iSCSI carries at least 16 CDB bytes; a device must get the CDB's
+	// own length (SPC-4 4.2.5.1), or it rejects e.g. a 16-byte TEST UNIT
+	// READY. Vendor-specific groups pass as they came.
+	cdb := cmd.CDB
+	switch n, err := scsi.CDBLen(cdb); {
+	case err == nil:
+		cdb = cdb[:n]
+	case errors.Is(err, scsi.ErrShortCDB):
+		return checkCondition(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
+	}
+	// One allocation for both: they escape through the Device interface.
+	x := &struct {
+		req sgio.Request
+		res sgio.Result
+	}{req: sgio.Request{CDB: cdb}}
+	req, res := &x.req, &x.res
+	switch {
+	case cmd.Read && cmd.Write:
+		req.Dir, req.Data, req.ReadData = sgio.DirBidi, cmd.WriteData, cmd.ReadBuf
+	case cmd.Write:
+		req.Dir, req.Data = sgio.DirToDevice, cmd.WriteData
+	case cmd.Read:
+		req.Dir, req.Data = sgio.DirFromDevice, cmd.ReadBuf
+	}
+	var err error
+	var lent []byte
+	var release func()
+	if l, ok := lu.dev.(sgio.Lender); ok && req.Dir == sgio.DirFromDevice {
+		// The device may lend its own buffer: the engine sends from it
+		// and gives it back (Response.Release), saving a copy.
+		lent, release, err = l.ExecuteLent(ctx, req, res)
+	} else {
+		err = lu.dev.Execute(ctx, req, res)
+	}
+	if err != nil {
+		lu.log.Warn().Err(err).Str("lu", lu.name).Hex("cdb", cdb).Msg("device request failed")
+		return errorResponse(err)
+	}
+	if res.Status != scsi.Good || res.HostStatus != 0 || res.DriverStatus&^scsi.DriverSense != 0 {
+		if e := lu.log.Debug(); e.Enabled() {
+			e.Str("lu", lu.name).Hex("cdb", cdb).Stringer("status", res.Status).
+				Stringer("host", res.HostStatus).Stringer("driver", res.DriverStatus).
+				Hex("sense", res.Sense).Msg("device returned an error")
+		}
+	}
+	resp := iscsi.Response{Status: res.Status, Wanted: res.Wanted}
+	if release != nil {
+		resp.ReadData, resp.Release = lent, release
+	}
+	switch req.Dir {
+	case sgio.DirFromDevice:
+		resp.ReadLen = res.Transferred(len(req.Data))
+	case sgio.DirBidi:
+		resp.ReadLen = res.Transferred(len(req.ReadData))
+	}
+	if res.HostStatus != 0 || res.DriverStatus&^scsi.DriverSense != 0 {
+		if release != nil {
+			release() // no data goes out
+		}
+		return transportResponse(res)
+	}
+	if res.Status == scsi.CheckCondition {
+		resp.Sense = res.Sense
+		if len(resp.Sense) == 0 {
+			// A CHECK CONDITION without sense can't be explained to the
+			// initiator; say so rather than send an empty sense.
+			resp.Sense = scsi.FixedSense(scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
+		}
+	}
+	return resp
+}
