@@ -32,9 +32,8 @@ type LU struct {
 	// (reserve.go).
 	reserved atomic.Pointer[nexus]
 
-	pr       *PR
-	prActive atomic.Bool   // pr.Active() as of the last PR command: the fast path reads this
-	prOut    chan struct{} // a one-slot lock serializing PR OUT (abortable)
+	pr    *PR
+	prOut chan struct{} // a one-slot lock serializing PR OUT (abortable)
 
 	mu      sync.Mutex
 	itls    map[*itl]struct{}    // attached I_T_L nexuses that see the LU
@@ -88,7 +87,6 @@ func NewLU(ctx context.Context, c LUConfig) (*LU, error) {
 		return nil, fmt.Errorf("passthrough: logical unit %s: persistent reservations: %w", lu.name, err)
 	}
 	lu.pr = pr
-	lu.prActive.Store(pr.Active())
 	return lu, nil
 }
 
@@ -231,7 +229,6 @@ func (lu *LU) prPorts() []PRTargetPort {
 // persistentReserveIn answers PERSISTENT RESERVE IN from n.
 func (lu *LU) persistentReserveIn(ctx context.Context, n *nexus, cmd *iscsi.Command) iscsi.Response {
 	written, wanted, st, sense := lu.pr.In(ctx, n.pr, cmd.CDB, cmd.ReadBuf)
-	lu.prActive.Store(lu.pr.Active())
 	return iscsi.Response{Status: st, Sense: sense, ReadLen: written, Wanted: wanted}
 }
 
@@ -247,17 +244,13 @@ func (lu *LU) persistentReserveOut(ctx context.Context, n *nexus, cmd *iscsi.Com
 	// PR OUTs wait here rather than in PR.Out, where a PREEMPT AND ABORT
 	// could not abort them.
 	st, sense := lu.pr.Out(context.WithValue(ctx, prCallerKey{}, n), n.pr, cmd.CDB, cmd.WriteData)
-	lu.prActive.Store(lu.pr.Active())
 	<-lu.prOut
 	return iscsi.Response{Status: st, Sense: sense}
 }
 
 // prConflict reports whether the persistent reservation forbids cdb from
-// n (SPC-4 5.13.1, table 63). Nothing is checked while no registration
-// exists.
-func (lu *LU) prConflict(n *nexus, cdb []byte) bool {
-	return lu.prActive.Load() && lu.pr.Conflict(n.pr, cdb)
-}
+// n (SPC-4 5.13.1); one atomic load while no registration exists.
+func (lu *LU) prConflict(n *nexus, cdb []byte) bool { return lu.pr.Conflict(n.pr, cdb) }
 
 // do passes cmd to the device and turns the outcome into a response.
 func (lu *LU) do(ctx context.Context, cmd *iscsi.Command) iscsi.Response {
@@ -302,7 +295,11 @@ func (lu *LU) do(ctx context.Context, cmd *iscsi.Command) iscsi.Response {
 		err = lu.dev.Execute(ctx, req, res)
 	}
 	if err != nil {
-		lu.log.Warn().Err(err).Str("lu", lu.name).Hex("cdb", cdb).Msg("device request failed")
+		lvl := zerolog.WarnLevel
+		if ctx.Err() != nil {
+			lvl = zerolog.DebugLevel // aborted: nobody gets the response
+		}
+		lu.log.WithLevel(lvl).Err(err).Str("lu", lu.name).Hex("cdb", cdb).Msg("device request failed")
 		return errorResponse(err)
 	}
 	if res.Status != scsi.Good || res.HostStatus != 0 || res.DriverStatus&^scsi.DriverSense != 0 {

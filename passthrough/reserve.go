@@ -46,7 +46,7 @@ func (lu *LU) reserve(n *nexus, cdb []byte) iscsi.Response {
 	}
 	// SPC-4 5.13.3: while persistent reservation registrations exist,
 	// RESERVE and RELEASE conflict whoever sends them.
-	if lu.prActive.Load() {
+	if lu.pr.Active() {
 		return iscsi.Response{Status: scsi.ReservationConflict}
 	}
 	if !lu.reserved.CompareAndSwap(nil, n) && lu.reserved.Load() != n {
@@ -62,7 +62,7 @@ func (lu *LU) release(n *nexus, cdb []byte) iscsi.Response {
 	if r, bad := checkReserveCDB(cdb); bad {
 		return r
 	}
-	if lu.prActive.Load() {
+	if lu.pr.Active() {
 		return iscsi.Response{Status: scsi.ReservationConflict}
 	}
 	lu.reserved.CompareAndSwap(n, nil)
