@@ -100,6 +100,48 @@ const (
 	OpServiceActionBidirectional Opcode = 0x9d
 )
 
+// More SPC-4 and SBC-4 operation codes, and those of the ZBC, SSC-4
+// (tape) and SMC-3 (changer) command sets, for transfer-length decoding
+// ([DataTransfer]). Several share a value with an SBC code: the device
+// type decides which one a CDB is.
+const (
+	OpReadAttribute         Opcode = 0x8c
+	OpWriteAttribute        Opcode = 0x8d
+	OpReadMediaSerialNumber Opcode = 0xab
+	OpReadLong10            Opcode = 0x3e
+	OpWriteLong10           Opcode = 0x3f
+	OpSeek10                Opcode = 0x2b
+	OpZBCOut                Opcode = 0x94
+	OpZBCIn                 Opcode = 0x95
+
+	OpRewind              Opcode = 0x01 // SSC
+	OpFormatMedium        Opcode = 0x04 // SSC; FORMAT UNIT in SBC
+	OpReadBlockLimits     Opcode = 0x05 // SSC
+	OpSetCapacity         Opcode = 0x0b // SSC
+	OpReadReverse6        Opcode = 0x0f // SSC
+	OpWriteFilemarks6     Opcode = 0x10 // SSC
+	OpSpace6              Opcode = 0x11 // SSC
+	OpVerify6             Opcode = 0x13 // SSC
+	OpRecoverBufferedData Opcode = 0x14 // SSC
+	OpErase6              Opcode = 0x19 // SSC
+	OpLocate10            Opcode = 0x2b // SSC; SEEK(10) in SBC
+	OpReadPosition        Opcode = 0x34 // SSC; PRE-FETCH(10) in SBC
+	OpReportDensity       Opcode = 0x44 // SSC: REPORT DENSITY SUPPORT
+	OpWriteFilemarks16    Opcode = 0x80 // SSC
+	OpAllowOverwrite      Opcode = 0x82 // SSC
+	OpSpace16             Opcode = 0x91 // SSC; SYNCHRONIZE CACHE(16) in SBC
+	OpLocate16            Opcode = 0x92 // SSC
+	OpErase16             Opcode = 0x93 // SSC; WRITE SAME(16) in SBC
+
+	OpInitializeElementStatus          Opcode = 0x07 // SMC
+	OpPositionToElement                Opcode = 0x2b // SMC
+	OpInitializeElementStatusWithRange Opcode = 0x37 // SMC; READ DEFECT DATA(10) in SBC
+	OpMoveMedium                       Opcode = 0xa5 // SMC
+	OpExchangeMedium                   Opcode = 0xa6 // SMC
+	OpSendVolumeTag                    Opcode = 0xb6 // SMC
+	OpReadElementStatus                Opcode = 0xb8 // SMC
+)
+
 var opcodeNames = map[Opcode]string{
 	OpTestUnitReady:              "TEST UNIT READY",
 	OpRequestSense:               "REQUEST SENSE",
@@ -164,6 +206,14 @@ var opcodeNames = map[Opcode]string{
 	OpVerify12:                   "VERIFY(12)",
 	OpSecurityProtocolOut:        "SECURITY PROTOCOL OUT",
 	OpReadDefectData12:           "READ DEFECT DATA(12)",
+	OpReadAttribute:              "READ ATTRIBUTE",
+	OpWriteAttribute:             "WRITE ATTRIBUTE",
+	OpReadMediaSerialNumber:      "READ MEDIA SERIAL NUMBER",
+	OpReadLong10:                 "READ LONG(10)",
+	OpWriteLong10:                "WRITE LONG(10)",
+	OpSeek10:                     "SEEK(10)",
+	OpZBCOut:                     "ZBC OUT",
+	OpZBCIn:                      "ZBC IN",
 }
 
 // String returns the command's name as SPC/SBC spell it, or "Opcode(0xNN)".
@@ -204,8 +254,12 @@ type ServiceAction uint16
 // Service action codes, each meaningful only under its operation code.
 const (
 	// Under SERVICE ACTION IN(16) (9Eh).
-	SAReadCapacity16 ServiceAction = 0x10
-	SAGetLBAStatus   ServiceAction = 0x12
+	SAReadCapacity16  ServiceAction = 0x10
+	SAGetLBAStatus    ServiceAction = 0x12
+	SAReadLong16      ServiceAction = 0x11
+	SAReportReferrals ServiceAction = 0x13
+	// Under SERVICE ACTION OUT(16) (9Fh).
+	SAWriteLong16 ServiceAction = 0x11
 	// Under MAINTENANCE IN (A3h).
 	SAReportTargetPortGroups ServiceAction = 0x0a
 	SAReportSupportedOpcodes ServiceAction = 0x0c
