@@ -1120,10 +1120,10 @@ func (rec *PRRecord) reserve(n PRNexus, o *prOut) prOutcome {
 	return prConflict()
 }
 
-// release executes RELEASE (SPC-4 5.13.11, releasing): the holder (any registrant
-// for the all registrants types) ends the reservation if SCOPE and TYPE
-// match it (INVALID RELEASE OF PERSISTENT RESERVATION otherwise); from a
-// registered I_T nexus that holds nothing it does nothing. Ending a
+// release executes RELEASE (SPC-4 5.13.11, releasing): the holder (any
+// registrant for the all registrants types) ends the reservation if SCOPE
+// and TYPE match it (INVALID RELEASE OF PERSISTENT RESERVATION otherwise);
+// from a registered I_T nexus that holds nothing it does nothing. Ending a
 // registrants only or all registrants reservation raises RESERVATIONS
 // RELEASED for the other registrants. PRGENERATION does not move.
 func (rec *PRRecord) release(n PRNexus, o *prOut) prOutcome {
@@ -1145,9 +1145,9 @@ func (rec *PRRecord) release(n PRNexus, o *prOut) prOutcome {
 	return res
 }
 
-// clearAll executes CLEAR (SPC-4 5.13.11, clearing): a registrant with its key
-// removes the reservation and every registration; the other registrants
-// get RESERVATIONS PREEMPTED.
+// clearAll executes CLEAR (SPC-4 5.13.11, clearing): a registrant with
+// its key removes the reservation and every registration; the other
+// registrants get RESERVATIONS PREEMPTED.
 func (rec *PRRecord) clearAll(n PRNexus, o *prOut) prOutcome {
 	if _, bad := rec.registrant(n, o.key); bad != nil {
 		return *bad
