@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sanbridge/sanbridge/sgio/bot"
 	"github.com/sanbridge/sanbridge/sgio/discover"
 )
 
@@ -173,6 +174,82 @@ func TestScanUsage(t *testing.T) {
 	for n, want := range map[uint64]string{0: "-", 512: "512 B", 4 << 20: "4 MiB", 402653184: "384 MiB", 4000787030016: "3.64 TiB"} {
 		if got := size(n); got != want {
 			t.Errorf("size(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestScanUSB lists the rig's USB stick (the capture lacks
+// bus/usb/devices; its links are added as the kernel has them).
+func TestScanUSB(t *testing.T) {
+	dir := rigCapture(t)
+	sys := filepath.Join(dir, "sys")
+	bus := filepath.Join(sys, "bus", "usb", "devices")
+	if err := os.MkdirAll(bus, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"2-1", "2-1/2-1:1.0"} {
+		if err := os.Symlink("../../../devices/pci0000:00/0000:00:05.0/usb2/"+n, filepath.Join(bus, filepath.Base(n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, stderr, err := scan(t, "--sysfs-root", sys, "--usb")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	t.Log("\n" + out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	backends := "bot, sg"
+	if !bot.BuiltIn {
+		backends = "bot (not built in), sg"
+	}
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "INTERFACE") {
+		t.Fatalf("want a header and one interface:\n%s", out)
+	}
+	for _, w := range []string{"2-1:1.0", "46f4:0001", "USB0123456789", "QEMU QEMU USB HARDDRIVE", "bulk-only", "usb-storage", "0:sg4", backends} {
+		if !strings.Contains(lines[1], w) {
+			t.Errorf("line %q lacks %q", lines[1], w)
+		}
+	}
+
+	out, stderr, err = scan(t, "--sysfs-root", sys, "--usb", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var usb []discover.USBInterface
+	if err := json.Unmarshal([]byte(out), &usb); err != nil || len(usb) != 1 || usb[0].BusPath != "2-1" || !usb[0].BulkOnly {
+		t.Fatalf("--usb --json: %v\n%s", err, out)
+	}
+
+	// The SCSI table ends with the USB section.
+	out, _, err = scan(t, "--sysfs-root", sys)
+	if err != nil || !strings.Contains(out, "USB mass-storage interfaces") || !strings.Contains(out, "2-1:1.0") {
+		t.Errorf("table without the USB section: %v\n%s", err, out)
+	}
+}
+
+func TestUSBColumns(t *testing.T) {
+	for _, tc := range []struct {
+		u        discover.USBInterface
+		protocol string
+		driver   string
+		luns     string
+		backends string
+	}{
+		{discover.USBInterface{Subclass: 6, Protocol: 0x62, BulkOnly: true, Driver: "uas",
+			LUNs: []discover.USBLUN{{LUN: 0, SG: "/dev/sg0"}}}, "uas (+bulk-only)", "uas", "0:sg0", "bot, sg"},
+		{discover.USBInterface{Subclass: 6, Protocol: 0x50, BulkOnly: true}, "bulk-only", "-", "?", "bot"},
+		{discover.USBInterface{Subclass: 6, Protocol: 0x50, BulkOnly: true, Driver: "usbfs"}, "bulk-only", "usbfs (a program)", "?", "bot"},
+		{discover.USBInterface{Subclass: 4, Protocol: 0, Driver: "usb-storage",
+			LUNs: []discover.USBLUN{{LUN: 0, SG: "/dev/sg3"}, {LUN: 1}}}, "cbi", "usb-storage", "0:sg3 1:no sg", "sg"},
+		{discover.USBInterface{Subclass: 2, Protocol: 0x50}, "02/50", "-", "?", "-"},
+	} {
+		want := tc.backends
+		if !bot.BuiltIn {
+			want = strings.Replace(want, "bot", "bot (not built in)", 1)
+		}
+		u := tc.u
+		if got := [...]string{usbProtocol(&u), usbDriver(&u), usbLUNs(&u), strings.Join(usbBackends(&u), ", ")}; got != [...]string{tc.protocol, tc.driver, tc.luns, want} {
+			t.Errorf("%+v: %q", u, got)
 		}
 	}
 }
