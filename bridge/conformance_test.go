@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,12 +36,21 @@ func peerTool(t *testing.T, name string) string {
 // listen on 127.0.0.1:0) and returns the address it listens on.
 func startGateway(t *testing.T, src string) string {
 	t.Helper()
+	addr, _ := startGatewayWith(t, src, Options{})
+	return addr
+}
+
+// startGatewayWith is startGateway with options (the log is set here);
+// stop shuts the gateway down and waits for it (also done at the end of
+// the test).
+func startGatewayWith(t *testing.T, src string, opts Options) (addr string, stop func()) {
+	t.Helper()
 	cfg, diags := conf.Parse([]byte(src), "test.hcl")
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	b, err := New(cfg, Options{Log: log})
+	opts.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	b, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,18 +62,22 @@ func startGateway(t *testing.T, src string) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- b.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("gateway did not shut down within 15 s")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("gateway did not shut down within 15 s")
-		}
-	})
-	return addrs[0].String()
+		})
+	}
+	t.Cleanup(stop)
+	return addrs[0].String(), stop
 }
 
 const conformanceTarget = "iqn.2026-11.io.sanbridge:conformance"
@@ -89,12 +103,16 @@ target %q {
 
 // cuResult is the outcome of one iscsi-test-cu test as its log shows it.
 type cuResult struct {
+	suite   string
 	name    string
 	failed  bool
 	skipped bool
 }
 
-var cuTestLine = regexp.MustCompile(`^\s*Test: (\S+) \.\.\.(.*)$`)
+var (
+	cuSuiteLine = regexp.MustCompile(`^Suite: (\S+)`)
+	cuTestLine  = regexp.MustCompile(`^\s*Test: (\S+) \.\.\.(.*)$`)
+)
 
 // parseCU reads iscsi-test-cu's verbose log. A test starts with
 // "Test: NAME ..." and ends with "passed" or "FAILED", on the same line
@@ -104,13 +122,18 @@ var cuTestLine = regexp.MustCompile(`^\s*Test: (\S+) \.\.\.(.*)$`)
 func parseCU(log string) []cuResult {
 	var out []cuResult
 	var cur *cuResult
+	suite := ""
 	sc := bufio.NewScanner(strings.NewReader(log))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		rest := strings.TrimSpace(line)
+		if m := cuSuiteLine.FindStringSubmatch(line); m != nil {
+			suite, cur = m[1], nil
+			continue
+		}
 		if m := cuTestLine.FindStringSubmatch(line); m != nil {
-			out = append(out, cuResult{name: m[1]})
+			out = append(out, cuResult{suite: suite, name: m[1]})
 			cur = &out[len(out)-1]
 			rest = strings.TrimSpace(m[2])
 		}
@@ -130,8 +153,30 @@ func parseCU(log string) []cuResult {
 	return out
 }
 
+// Initiator names of the conformance run's two sessions (-i, -I): the
+// reservation families need two initiators the gateway tells apart.
+const (
+	cuInitiator1 = "iqn.2026-11.io.sanbridge:cu-initiator-1"
+	cuInitiator2 = "iqn.2026-11.io.sanbridge:cu-initiator-2"
+)
+
+// cuTwoInitiatorFamilies are the families whose every test must run and
+// pass (a skip fails the test here): persistent reservations, SPC-2
+// reservations and multipath I/O, which the gateway answers per I_T
+// nexus.
+var cuTwoInitiatorFamilies = []string{
+	"PrinReadKeys", "PrinServiceactionRange", "PrinReportCapabilities",
+	"ProutRegister", "ProutReserve", "ProutClear", "ProutPreempt",
+	"Reserve6", "MultipathIO",
+}
+
+// cuCount counts a family's outcomes.
+type cuCount struct{ pass, fail, skip int }
+
 // TestConformance runs libiscsi's whole iscsi-test-cu suite (destructive
-// tests included) against an emulated disk and requires zero failures.
+// tests included) against an emulated disk with two sessions under two
+// initiator names, and requires zero failures, and every test of the
+// reservation and multipath families to pass.
 func TestConformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("conformance suite skipped in -short mode")
@@ -141,8 +186,9 @@ func TestConformance(t *testing.T) {
 	url := fmt.Sprintf("iscsi://%s/%s/0", addr, conformanceTarget)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	// The URL twice: the MultipathIO family runs over two sessions.
-	out, err := exec.CommandContext(ctx, tool, "-d", "-v", url, url).CombinedOutput()
+	// The URL twice: the multipath and reservation families use a second
+	// session, logged in as the second initiator.
+	out, err := exec.CommandContext(ctx, tool, "-d", "-v", "-i", cuInitiator1, "-I", cuInitiator2, url, url).CombinedOutput()
 	logPath := os.Getenv("SANBRIDGE_CU_LOG")
 	if logPath != "" {
 		os.WriteFile(logPath, out, 0o644)
@@ -154,20 +200,40 @@ func TestConformance(t *testing.T) {
 	if len(results) < 100 {
 		t.Fatalf("iscsi-test-cu ran only %d tests (err %v); output tail:\n%s", len(results), err, tail(string(out), 60))
 	}
-	var pass, fail, skip int
+	var total cuCount
+	family := make(map[string]*cuCount)
 	for _, r := range results {
+		c := family[r.suite]
+		if c == nil {
+			c = &cuCount{}
+			family[r.suite] = c
+		}
 		switch {
 		case r.failed:
-			fail++
-			t.Errorf("iscsi-test-cu: %s FAILED", r.name)
+			c.fail++
+			total.fail++
+			t.Errorf("iscsi-test-cu: %s.%s FAILED", r.suite, r.name)
 		case r.skipped:
-			skip++
+			c.skip++
+			total.skip++
 		default:
-			pass++
+			c.pass++
+			total.pass++
 		}
 	}
-	t.Logf("iscsi-test-cu -d: %d tests: %d passed, %d failed, %d skipped", len(results), pass, fail, skip)
-	if fail > 0 {
+	for _, f := range cuTwoInitiatorFamilies {
+		c := family[f]
+		if c == nil {
+			t.Errorf("iscsi-test-cu: family %s did not run", f)
+			continue
+		}
+		t.Logf("%-24s %2d passed, %d failed, %d skipped", f, c.pass, c.fail, c.skip)
+		if c.skip > 0 || c.pass == 0 {
+			t.Errorf("iscsi-test-cu: family %s: %d skipped, %d passed; every test must run and pass", f, c.skip, c.pass)
+		}
+	}
+	t.Logf("iscsi-test-cu -d: %d tests: %d passed, %d failed, %d skipped", len(results), total.pass, total.fail, total.skip)
+	if total.fail > 0 {
 		t.Logf("output tail:\n%s", tail(string(out), 80))
 	}
 }
@@ -188,6 +254,7 @@ passed
   Test: Dpo ...passed    [SKIPPED] PERSISTENT RESERVE IN is not implemented.
   Test: Simple ...    [SKIPPED] Multipath unavailable. Skipping test
 passed
+Suite: Reserve6
   Test: Broken ...    [FAILED] READ10 returned GOOD
 FAILED
     1. test_x.c:133  - CU_ASSERT_NOT_EQUAL(ret,0)
@@ -195,11 +262,11 @@ FAILED
 `
 	got := parseCU(log)
 	want := []cuResult{
-		{name: "iSCSIDataSnInvalid"},
-		{name: "Dpo"},
-		{name: "Simple", skipped: true},
-		{name: "Broken", failed: true},
-		{name: "Quick", failed: true},
+		{suite: "iSCSIdatasn", name: "iSCSIDataSnInvalid"},
+		{suite: "iSCSIdatasn", name: "Dpo"},
+		{suite: "iSCSIdatasn", name: "Simple", skipped: true},
+		{suite: "Reserve6", name: "Broken", failed: true},
+		{suite: "Reserve6", name: "Quick", failed: true},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v", got)

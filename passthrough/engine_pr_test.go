@@ -43,24 +43,24 @@ func TestEnginePR(t *testing.T) {
 	settle(t, b, 0)
 	want(t, "REGISTER by A", sendPROut(a, 0, saRegister, 0, basicParams(0, 0xa, 0)), scsi.Good)
 	want(t, "RESERVE WE by A", sendPROut(a, 0, saReserve, PRWriteExclusive, basicParams(0xa, 0, 0)), scsi.Good)
-	want(t, "WRITE by A", a.Do(0, cdbWrite10(0, 1), block(1), 0), scsi.Good)
-	want(t, "WRITE by B", b.Do(0, cdbWrite10(0, 1), block(1), 0), scsi.ReservationConflict)
-	want(t, "READ by B", b.Do(0, cdbRead10(0, 1), nil, 512), scsi.Good)
-	want(t, "RESERVE(6) by B", b.Do(0, cdbReserve6(), nil, 0), scsi.ReservationConflict)
-	want(t, "RESERVE(6) by A", a.Do(0, cdbReserve6(), nil, 0), scsi.ReservationConflict)
+	want(t, "WRITE by A", a.Do(0, testinit.Write10(0, 1), block(1), 0), scsi.Good)
+	want(t, "WRITE by B", b.Do(0, testinit.Write10(0, 1), block(1), 0), scsi.ReservationConflict)
+	want(t, "READ by B", b.Do(0, testinit.Read10(0, 1), nil, 512), scsi.Good)
+	want(t, "RESERVE(6) by B", b.Do(0, testinit.Reserve6(), nil, 0), scsi.ReservationConflict)
+	want(t, "RESERVE(6) by A", a.Do(0, testinit.Reserve6(), nil, 0), scsi.ReservationConflict)
 	r := b.Do(0, prinCDB(saReadReservation, 64), nil, 64)
 	want(t, "READ RESERVATION by B", r, scsi.Good)
 	if len(r.Data) < 24 || binary.BigEndian.Uint64(r.Data[8:]) != 0xa || PRType(r.Data[21]&0x0f) != PRWriteExclusive {
 		t.Fatalf("READ RESERVATION: % x", r.Data)
 	}
 	want(t, "REGISTER by B", sendPROut(b, 0, saRegister, 0, basicParams(0, 0xb, 0)), scsi.Good)
-	want(t, "WRITE by registered B", b.Do(0, cdbWrite10(0, 1), block(1), 0), scsi.ReservationConflict)
+	want(t, "WRITE by registered B", b.Do(0, testinit.Write10(0, 1), block(1), 0), scsi.ReservationConflict)
 	if got := fmt.Sprintf("%x", prKeys(t, a, 0)); got != "[a b]" {
 		t.Fatalf("keys %s", got)
 	}
 
 	started, cancelled := blocker(dev)
-	blocked := b.Start(0, cdbRead10(99, 1), nil, 512)
+	blocked := b.Start(0, testinit.Read10(99, 1), nil, 512)
 	waitFor(t, started, "B's READ reaching the device")
 	want(t, "PREEMPT AND ABORT by A", sendPROut(a, 0, saPreemptAndAbort, PRWriteExclusive, basicParams(0xa, 0xb, 0)), scsi.Good)
 	waitFor(t, cancelled, "B's READ being aborted")
@@ -70,18 +70,18 @@ func TestEnginePR(t *testing.T) {
 	default:
 	}
 	dev.setHook(nil)
-	want(t, "B after the preemption", b.Do(0, cdbRead10(0, 1), nil, 512), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCRegistrationsPreempted)
+	want(t, "B after the preemption", b.Do(0, testinit.Read10(0, 1), nil, 512), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCRegistrationsPreempted)
 	if got := fmt.Sprintf("%x", prKeys(t, b, 0)); got != "[a]" {
 		t.Fatalf("keys after PREEMPT AND ABORT %s", got)
 	}
-	want(t, "A's own commands", a.Do(0, cdbWrite10(0, 1), block(1), 0), scsi.Good)
+	want(t, "A's own commands", a.Do(0, testinit.Write10(0, 1), block(1), 0), scsi.Good)
 	// CLEAR by the holder ends it all, tells the other registrants, and
 	// SPC-2 works again.
 	want(t, "REGISTER by B again", sendPROut(b, 0, saRegister, 0, basicParams(0, 0xbb, 0)), scsi.Good)
 	want(t, "CLEAR by A", sendPROut(a, 0, saClear, 0, basicParams(0xa, 0, 0)), scsi.Good)
-	want(t, "A after CLEAR", a.Do(0, cdbTUR(), nil, 0), scsi.Good)
-	want(t, "B after A's CLEAR", b.Do(0, cdbTUR(), nil, 0), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCReservationsPreempted)
-	want(t, "RESERVE(6) by B", b.Do(0, cdbReserve6(), nil, 0), scsi.Good)
+	want(t, "A after CLEAR", a.Do(0, testinit.TUR(), nil, 0), scsi.Good)
+	want(t, "B after A's CLEAR", b.Do(0, testinit.TUR(), nil, 0), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCReservationsPreempted)
+	want(t, "RESERVE(6) by B", b.Do(0, testinit.Reserve6(), nil, 0), scsi.Good)
 }
 
 // TestEnginePRRelogin: a registration made for the initiator's name (a
@@ -100,8 +100,8 @@ func TestEnginePRRelogin(t *testing.T) {
 	w.waitDetach(t, port(iqnA, 1))
 	a = login(t, addr, iqnA, 7)
 	settle(t, a, 0)
-	want(t, "WRITE by A with a new ISID", a.Do(0, cdbWrite10(0, 1), block(1), 0), scsi.Good)
-	want(t, "WRITE by B", b.Do(0, cdbWrite10(0, 1), block(1), 0), scsi.ReservationConflict)
+	want(t, "WRITE by A with a new ISID", a.Do(0, testinit.Write10(0, 1), block(1), 0), scsi.Good)
+	want(t, "WRITE by B", b.Do(0, testinit.Write10(0, 1), block(1), 0), scsi.ReservationConflict)
 	want(t, "RELEASE by A with a new ISID", sendPROut(a, 0, saRelease, PRWriteExclusive, basicParams(0xa, 0, 0)), scsi.Good)
-	want(t, "WRITE by B after the release", b.Do(0, cdbWrite10(0, 1), block(1), 0), scsi.Good)
+	want(t, "WRITE by B after the release", b.Do(0, testinit.Write10(0, 1), block(1), 0), scsi.Good)
 }

@@ -115,7 +115,7 @@ func want(t *testing.T, what string, r *testinit.Result, st scsi.Status, kasc ..
 func settle(t *testing.T, s *testinit.Session, lun uint64) {
 	t.Helper()
 	for range maxUnitAttentions + 1 {
-		r := s.Do(lun, cdbTUR(), nil, 0)
+		r := s.Do(lun, testinit.TUR(), nil, 0)
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
@@ -142,28 +142,28 @@ func TestEngineSPC2(t *testing.T) {
 	for _, s := range []*testinit.Session{a, a2, b} {
 		settle(t, s, 0)
 	}
-	want(t, "RESERVE by A", a.Do(0, cdbReserve6(), nil, 0), scsi.Good)
+	want(t, "RESERVE by A", a.Do(0, testinit.Reserve6(), nil, 0), scsi.Good)
 	for name, s := range map[string]*testinit.Session{"B": b, "A, other ISID": a2} {
-		want(t, "WRITE by "+name, s.Do(0, cdbWrite10(0, 1), block(1), 0), scsi.ReservationConflict)
-		want(t, "READ by "+name, s.Do(0, cdbRead10(0, 1), nil, 512), scsi.ReservationConflict)
-		want(t, "RELEASE by "+name, s.Do(0, cdbRelease6(), nil, 0), scsi.Good)
-		want(t, "INQUIRY by "+name, s.Do(0, cdbInquiry(36), nil, 36), scsi.Good)
+		want(t, "WRITE by "+name, s.Do(0, testinit.Write10(0, 1), block(1), 0), scsi.ReservationConflict)
+		want(t, "READ by "+name, s.Do(0, testinit.Read10(0, 1), nil, 512), scsi.ReservationConflict)
+		want(t, "RELEASE by "+name, s.Do(0, testinit.Release6(), nil, 0), scsi.Good)
+		want(t, "INQUIRY by "+name, s.Do(0, testinit.Inquiry(36), nil, 36), scsi.Good)
 	}
-	want(t, "WRITE by A", a.Do(0, cdbWrite10(0, 1), block(1), 0), scsi.Good)
+	want(t, "WRITE by A", a.Do(0, testinit.Write10(0, 1), block(1), 0), scsi.Good)
 	if err := a.Logout(); err != nil {
 		t.Fatal(err)
 	}
 	w.waitDetach(t, port(iqnA, 1))
-	want(t, "RESERVE by B after A's logout", b.Do(0, cdbReserve6(), nil, 0), scsi.Good)
-	want(t, "READ by A2", a2.Do(0, cdbRead10(0, 1), nil, 512), scsi.ReservationConflict)
+	want(t, "RESERVE by B after A's logout", b.Do(0, testinit.Reserve6(), nil, 0), scsi.Good)
+	want(t, "READ by A2", a2.Do(0, testinit.Read10(0, 1), nil, 512), scsi.ReservationConflict)
 	b.Close() // connection loss, no logout
 	w.waitDetach(t, port(iqnB, 1))
-	want(t, "RESERVE by A2 after B's connection loss", a2.Do(0, cdbReserve6(), nil, 0), scsi.Good)
+	want(t, "RESERVE by A2 after B's connection loss", a2.Do(0, testinit.Reserve6(), nil, 0), scsi.Good)
 	// A logs in again: a new nexus, with its own POWER ON, and no
 	// reservation of its own.
 	a = login(t, addr, iqnA, 1)
-	want(t, "first command of a new nexus", a.Do(0, cdbRead10(0, 1), nil, 512), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
-	want(t, "READ by the new A", a.Do(0, cdbRead10(0, 1), nil, 512), scsi.ReservationConflict)
+	want(t, "first command of a new nexus", a.Do(0, testinit.Read10(0, 1), nil, 512), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
+	want(t, "READ by the new A", a.Do(0, testinit.Read10(0, 1), nil, 512), scsi.ReservationConflict)
 }
 
 // TestEngineMasking: REPORT LUNS, commands and task management follow
@@ -184,15 +184,15 @@ func TestEngineMasking(t *testing.T) {
 		s    *testinit.Session
 		want string
 	}{{a, "[0 1]"}, {b, "[7]"}} {
-		r := tc.s.Do(0, cdbReportLUNs(256), nil, 256)
+		r := tc.s.Do(0, testinit.ReportLUNs(256), nil, 256)
 		want(t, "REPORT LUNS", r, scsi.Good)
 		if got := fmt.Sprint(reportedLUNs(t, r.Data)); got != tc.want {
 			t.Errorf("REPORT LUNS %s, want %s", got, tc.want)
 		}
 	}
-	want(t, "TUR outside the view", b.Do(0, cdbTUR(), nil, 0), scsi.CheckCondition, scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
-	want(t, "READ outside the view", b.Do(1, cdbRead10(0, 1), nil, 512), scsi.CheckCondition, scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
-	r := b.Do(0, cdbInquiry(36), nil, 36)
+	want(t, "TUR outside the view", b.Do(0, testinit.TUR(), nil, 0), scsi.CheckCondition, scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
+	want(t, "READ outside the view", b.Do(1, testinit.Read10(0, 1), nil, 512), scsi.CheckCondition, scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
+	r := b.Do(0, testinit.Inquiry(36), nil, 36)
 	want(t, "INQUIRY outside the view", r, scsi.Good)
 	if len(r.Data) == 0 || r.Data[0] != 0x7f {
 		t.Fatalf("INQUIRY outside the view: % x", r.Data)
@@ -206,9 +206,9 @@ func TestEngineMasking(t *testing.T) {
 		t.Errorf("ABORT TASK SET in the view: %v %v", got, err)
 	}
 	settle(t, b, 7)
-	want(t, "WRITE to a read-only mapping", b.Do(7, cdbWrite10(0, 1), block(1), 0), scsi.CheckCondition, scsi.SenseDataProtect, scsi.ASCWriteProtected)
+	want(t, "WRITE to a read-only mapping", b.Do(7, testinit.Write10(0, 1), block(1), 0), scsi.CheckCondition, scsi.SenseDataProtect, scsi.ASCWriteProtected)
 	settle(t, a, 1)
-	want(t, "WRITE by A to the same LU", a.Do(1, cdbWrite10(0, 1), block(1), 0), scsi.Good)
+	want(t, "WRITE by A to the same LU", a.Do(1, testinit.Write10(0, 1), block(1), 0), scsi.Good)
 }
 
 // TestEngineUnitAttentionAtLogin: the first command after login on each
@@ -217,10 +217,10 @@ func TestEngineMasking(t *testing.T) {
 func TestEngineUnitAttentionAtLogin(t *testing.T) {
 	addr, _ := serve(t, everyone(t, 0, 1))
 	s := login(t, addr, iqnA, 1)
-	want(t, "INQUIRY", s.Do(0, cdbInquiry(36), nil, 36), scsi.Good)
+	want(t, "INQUIRY", s.Do(0, testinit.Inquiry(36), nil, 36), scsi.Good)
 	for _, lun := range []uint64{0, 1} {
-		want(t, "first READ", s.Do(lun, cdbRead10(0, 1), nil, 512), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
-		want(t, "second READ", s.Do(lun, cdbRead10(0, 1), nil, 512), scsi.Good)
+		want(t, "first READ", s.Do(lun, testinit.Read10(0, 1), nil, 512), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
+		want(t, "second READ", s.Do(lun, testinit.Read10(0, 1), nil, 512), scsi.Good)
 	}
 }
 
@@ -270,13 +270,13 @@ func TestEngineLUNReset(t *testing.T) {
 	a, b := login(t, addr, iqnA, 1), login(t, addr, iqnB, 1)
 	settle(t, a, 0)
 	settle(t, b, 3)
-	want(t, "RESERVE by A", a.Do(0, cdbReserve6(), nil, 0), scsi.Good)
-	want(t, "RESERVE by B", b.Do(3, cdbReserve6(), nil, 0), scsi.ReservationConflict)
-	want(t, "RELEASE by A", a.Do(0, cdbRelease6(), nil, 0), scsi.Good)
+	want(t, "RESERVE by A", a.Do(0, testinit.Reserve6(), nil, 0), scsi.Good)
+	want(t, "RESERVE by B", b.Do(3, testinit.Reserve6(), nil, 0), scsi.ReservationConflict)
+	want(t, "RELEASE by A", a.Do(0, testinit.Release6(), nil, 0), scsi.Good)
 	started, cancelled := blocker(dev)
-	blocked := b.Start(3, cdbRead10(99, 1), nil, 512)
+	blocked := b.Start(3, testinit.Read10(99, 1), nil, 512)
 	waitFor(t, started, "B's READ reaching the device")
-	want(t, "RESERVE by A", a.Do(0, cdbReserve6(), nil, 0), scsi.Good)
+	want(t, "RESERVE by A", a.Do(0, testinit.Reserve6(), nil, 0), scsi.Good)
 	if got, err := a.TMF(iscsi.TMFLogicalUnitReset, 0, 0); err != nil || got != iscsi.TMFComplete {
 		t.Fatalf("LUN RESET: %v %v", got, err)
 	}
@@ -289,7 +289,7 @@ func TestEngineLUNReset(t *testing.T) {
 		t.Fatalf("the aborted command got a response: %v", blocked.Wait())
 	default:
 	}
-	want(t, "A after the reset", a.Do(0, cdbTUR(), nil, 0), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCBusDeviceResetOccurred)
-	want(t, "B after the reset", b.Do(3, cdbTUR(), nil, 0), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCBusDeviceResetOccurred)
-	want(t, "RESERVE by B after the reset", b.Do(3, cdbReserve6(), nil, 0), scsi.Good)
+	want(t, "A after the reset", a.Do(0, testinit.TUR(), nil, 0), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCBusDeviceResetOccurred)
+	want(t, "B after the reset", b.Do(3, testinit.TUR(), nil, 0), scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCBusDeviceResetOccurred)
+	want(t, "RESERVE by B after the reset", b.Do(3, testinit.Reserve6(), nil, 0), scsi.Good)
 }

@@ -2,13 +2,13 @@ package passthrough
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/sanbridge/sanbridge/iscsi"
+	"github.com/sanbridge/sanbridge/passthrough/testinit"
 	"github.com/sanbridge/sanbridge/sgio"
 	"github.com/sanbridge/sanbridge/sgio/emul"
 	"github.com/sanbridge/sanbridge/sgio/scsi"
@@ -129,52 +129,12 @@ func wantSt(t *testing.T, r iscsi.Response, st scsi.Status) {
 	}
 }
 
-// CDBs.
-func cdbTUR() []byte { return make([]byte, 6) }
-func cdbInquiry(alloc uint16) []byte {
-	return []byte{byte(scsi.OpInquiry), 0, 0, byte(alloc >> 8), byte(alloc), 0}
-}
-func cdbRequestSense(alloc byte) []byte { return []byte{byte(scsi.OpRequestSense), 0, 0, 0, alloc, 0} }
-func cdbReportLUNs(alloc uint32) []byte {
-	c := make([]byte, 12)
-	c[0] = byte(scsi.OpReportLUNs)
-	binary.BigEndian.PutUint32(c[6:], alloc)
-	return c
-}
-func cdbRW10(op scsi.Opcode, lba uint32, blocks uint16) []byte {
-	c := make([]byte, 10)
-	c[0] = byte(op)
-	binary.BigEndian.PutUint32(c[2:], lba)
-	binary.BigEndian.PutUint16(c[7:], blocks)
-	return c
-}
-func cdbRead10(lba uint32, blocks uint16) []byte  { return cdbRW10(scsi.OpRead10, lba, blocks) }
-func cdbWrite10(lba uint32, blocks uint16) []byte { return cdbRW10(scsi.OpWrite10, lba, blocks) }
-func cdbReserve6() []byte                         { return []byte{byte(scsi.OpReserve6), 0, 0, 0, 0, 0} }
-func cdbRelease6() []byte                         { return []byte{byte(scsi.OpRelease6), 0, 0, 0, 0, 0} }
-func cdbModeSense6(alloc byte) []byte {
-	return []byte{byte(scsi.OpModeSense6), 0, 0x3f, 0, alloc, 0}
-}
-func cdbModeSense10(alloc uint16) []byte {
-	return []byte{byte(scsi.OpModeSense10), 0, 0x3f, 0, 0, 0, 0, byte(alloc >> 8), byte(alloc), 0}
-}
-
 // reportedLUNs decodes REPORT LUNS data.
 func reportedLUNs(t *testing.T, data []byte) []uint64 {
 	t.Helper()
-	if len(data) < 8 {
-		t.Fatalf("REPORT LUNS data of %d bytes", len(data))
+	luns, err := testinit.LUNs(data)
+	if err != nil {
+		t.Fatal(err)
 	}
-	n := int(binary.BigEndian.Uint32(data))
-	var out []uint64
-	for i := 8; i < 8+n && i+8 <= len(data); i += 8 {
-		var l iscsi.LUN
-		copy(l[:], data[i:])
-		v, ok := l.Number()
-		if !ok {
-			t.Fatalf("bad LUN %x", l)
-		}
-		out = append(out, v)
-	}
-	return out
+	return luns
 }

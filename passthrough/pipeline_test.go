@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sanbridge/sanbridge/iscsi"
+	"github.com/sanbridge/sanbridge/passthrough/testinit"
 	"github.com/sanbridge/sanbridge/sgio"
 	"github.com/sanbridge/sanbridge/sgio/emul"
 	"github.com/sanbridge/sanbridge/sgio/scsi"
@@ -73,7 +74,7 @@ func newHookDevice(t *testing.T, serial string) *hookDevice {
 func clearUAs(t *testing.T, tg *Target, n *iscsi.Nexus, lun uint64) {
 	t.Helper()
 	for range maxUnitAttentions + 1 {
-		r := run(t, tg, n, lun, cdbTUR(), 0)
+		r := run(t, tg, n, lun, testinit.TUR(), 0)
 		if r.Status == scsi.Good {
 			return
 		}
@@ -106,7 +107,7 @@ func TestReportLUNsPerView(t *testing.T) {
 	}{{iqnA, "[0 3 300]"}, {iqnB, "[5]"}, {"iqn.2026-11.io.sanbridge:nobody", "[]"}} {
 		n := nexusOf(tc.name, 1)
 		tg.Attach(n, nil)
-		r, data := runData(t, tg, n, 7, cdbReportLUNs(4096), 4096)
+		r, data := runData(t, tg, n, 7, testinit.ReportLUNs(4096), 4096)
 		wantSt(t, r, scsi.Good)
 		if got := fmt.Sprint(reportedLUNs(t, data)); got != tc.want {
 			t.Errorf("%s: REPORT LUNS %s, want %s", tc.name, got, tc.want)
@@ -114,13 +115,13 @@ func TestReportLUNsPerView(t *testing.T) {
 	}
 	n := nexusOf(iqnA, 1)
 	// Truncated to the allocation length, Wanted says the full size.
-	r := run(t, tg, n, 0, cdbReportLUNs(16), 16)
+	r := run(t, tg, n, 0, testinit.ReportLUNs(16), 16)
 	if r.ReadLen != 16 || r.Wanted != 16 {
 		t.Fatalf("truncated: len %d wanted %d", r.ReadLen, r.Wanted)
 	}
 	// Allocation length below 16 and a bad SELECT REPORT are errors.
-	wantCheck(t, run(t, tg, n, 0, cdbReportLUNs(8), 8), scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
-	c := cdbReportLUNs(64)
+	wantCheck(t, run(t, tg, n, 0, testinit.ReportLUNs(8), 8), scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
+	c := testinit.ReportLUNs(64)
 	c[2] = 7
 	wantCheck(t, run(t, tg, n, 0, c, 64), scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
 }
@@ -141,20 +142,20 @@ func TestMasking(t *testing.T) {
 	tg.Attach(a, nil)
 	tg.Attach(b, nil)
 	clearUAs(t, tg, a, 0)
-	wantCheck(t, run(t, tg, b, 0, cdbTUR(), 0), scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
-	wantCheck(t, run(t, tg, b, 0, cdbRead10(0, 1), 512), scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
-	r, data := runData(t, tg, b, 0, cdbInquiry(36), 36)
+	wantCheck(t, run(t, tg, b, 0, testinit.TUR(), 0), scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
+	wantCheck(t, run(t, tg, b, 0, testinit.Read10(0, 1), 512), scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
+	r, data := runData(t, tg, b, 0, testinit.Inquiry(36), 36)
 	wantSt(t, r, scsi.Good)
 	if len(data) != 36 || data[0] != 0x7f {
 		t.Fatalf("INQUIRY outside the view: % x, want peripheral qualifier 011b type 1Fh", data)
 	}
-	r, data = runData(t, tg, b, 0, cdbRequestSense(18), 18)
+	r, data = runData(t, tg, b, 0, testinit.RequestSense(18), 18)
 	wantSt(t, r, scsi.Good)
 	if s, _ := scsi.ParseSense(data); s.ASC != scsi.ASCLUNNotSupported {
 		t.Fatalf("REQUEST SENSE outside the view: %v", &s)
 	}
 	// The same LUN number works for a, and LUN 1 for both.
-	wantSt(t, run(t, tg, a, 0, cdbRead10(0, 1), 512), scsi.Good)
+	wantSt(t, run(t, tg, a, 0, testinit.Read10(0, 1), 512), scsi.Good)
 	if !tg.HasLUN(a, iscsi.MakeLUN(0)) || tg.HasLUN(b, iscsi.MakeLUN(0)) || !tg.HasLUN(b, iscsi.MakeLUN(1)) {
 		t.Fatal("HasLUN does not follow the views")
 	}
@@ -170,27 +171,27 @@ func TestUnitAttentionAtAttach(t *testing.T) {
 	tg := everyone(t, 0, 1, 2)
 	n := nexusOf(iqnA, 1)
 	tg.Attach(n, nil)
-	wantSt(t, run(t, tg, n, 0, cdbInquiry(36), 36), scsi.Good)
-	wantSt(t, run(t, tg, n, 0, cdbReportLUNs(64), 64), scsi.Good)
-	wantCheck(t, run(t, tg, n, 0, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
-	wantSt(t, run(t, tg, n, 0, cdbTUR(), 0), scsi.Good)
+	wantSt(t, run(t, tg, n, 0, testinit.Inquiry(36), 36), scsi.Good)
+	wantSt(t, run(t, tg, n, 0, testinit.ReportLUNs(64), 64), scsi.Good)
+	wantCheck(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
+	wantSt(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.Good)
 	// LUN 1 still has its own.
-	wantCheck(t, run(t, tg, n, 1, cdbRead10(0, 1), 512), scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
-	wantSt(t, run(t, tg, n, 1, cdbRead10(0, 1), 512), scsi.Good)
+	wantCheck(t, run(t, tg, n, 1, testinit.Read10(0, 1), 512), scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
+	wantSt(t, run(t, tg, n, 1, testinit.Read10(0, 1), 512), scsi.Good)
 	// REQUEST SENSE on LUN 2 returns it as data, in the format asked.
-	c := cdbRequestSense(32)
+	c := testinit.RequestSense(32)
 	c[1] = 0x01 // DESC
 	r, data := runData(t, tg, n, 2, c, 32)
 	wantSt(t, r, scsi.Good)
 	if s, _ := scsi.ParseSense(data); !s.Descriptor || s.Key != scsi.SenseUnitAttention || s.ASC != scsi.ASCPowerOnOrReset {
 		t.Fatalf("REQUEST SENSE: %v (descriptor %v)", &s, s.Descriptor)
 	}
-	wantSt(t, run(t, tg, n, 2, cdbTUR(), 0), scsi.Good)
+	wantSt(t, run(t, tg, n, 2, testinit.TUR(), 0), scsi.Good)
 	// A second session of the same initiator is a new nexus: its own.
 	n2 := nexusOf(iqnA, 2)
 	tg.Attach(n2, nil)
-	wantCheck(t, run(t, tg, n2, 0, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
-	wantSt(t, run(t, tg, n, 0, cdbTUR(), 0), scsi.Good)
+	wantCheck(t, run(t, tg, n2, 0, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
+	wantSt(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.Good)
 }
 
 // TestDeviceUAFanOut: a unit attention the device reports goes to the
@@ -208,12 +209,12 @@ func TestDeviceUAFanOut(t *testing.T) {
 		clearUAs(t, tg, n, 1)
 	}
 	dev.injectUA(scsi.ASCCapacityDataChanged)
-	wantCheck(t, run(t, tg, a, 0, cdbRead10(0, 1), 512), scsi.SenseUnitAttention, scsi.ASCCapacityDataChanged)
-	wantSt(t, run(t, tg, a, 0, cdbRead10(0, 1), 512), scsi.Good)
+	wantCheck(t, run(t, tg, a, 0, testinit.Read10(0, 1), 512), scsi.SenseUnitAttention, scsi.ASCCapacityDataChanged)
+	wantSt(t, run(t, tg, a, 0, testinit.Read10(0, 1), 512), scsi.Good)
 	for _, n := range []*iscsi.Nexus{b, c} {
-		wantSt(t, run(t, tg, n, 1, cdbTUR(), 0), scsi.Good) // another LU: nothing
-		wantCheck(t, run(t, tg, n, 0, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCCapacityDataChanged)
-		wantSt(t, run(t, tg, n, 0, cdbTUR(), 0), scsi.Good)
+		wantSt(t, run(t, tg, n, 1, testinit.TUR(), 0), scsi.Good) // another LU: nothing
+		wantCheck(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCCapacityDataChanged)
+		wantSt(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.Good)
 	}
 }
 
@@ -241,8 +242,8 @@ func TestModeSelectUA(t *testing.T) {
 	param[4], param[5] = 0x0a, 0x0a
 	cmd := &iscsi.Command{Nexus: a, LUN: iscsi.MakeLUN(0), CDB: []byte{byte(scsi.OpModeSelect6), 0x10, 0, 0, byte(len(param)), 0}, Write: true, WriteData: param}
 	wantSt(t, tg.Execute(context.Background(), cmd), scsi.Good)
-	wantSt(t, run(t, tg, a, 0, cdbTUR(), 0), scsi.Good)
-	wantCheck(t, run(t, tg, b, 0, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCModeParametersChanged)
+	wantSt(t, run(t, tg, a, 0, testinit.TUR(), 0), scsi.Good)
+	wantCheck(t, run(t, tg, b, 0, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCModeParametersChanged)
 }
 
 // TestReadOnlyMapping: a read-only mapping refuses write-class commands
@@ -264,8 +265,8 @@ func TestReadOnlyMapping(t *testing.T) {
 		clearUAs(t, tg, n, 0)
 	}
 	writes := [][]byte{
-		cdbWrite10(0, 1),
-		{0x0a, 0, 0, 0, 1, 0}, // WRITE(6)
+		testinit.Write10(0, 1),
+		{0x0a, 0, 0, 0, 1, 0},                                  // WRITE(6)
 		{0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},    // WRITE(16)
 		{0x41, 0, 0, 0, 0, 0, 0, 0, 1, 0},                      // WRITE SAME(10)
 		{0x93, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},    // WRITE SAME(16)
@@ -283,14 +284,14 @@ func TestReadOnlyMapping(t *testing.T) {
 			t.Errorf("%v on a read-only mapping: %v", scsi.Opcode(c[0]), &s)
 		}
 	}
-	wantSt(t, run(t, tg, a, 0, cdbRead10(0, 1), 512), scsi.Good)
+	wantSt(t, run(t, tg, a, 0, testinit.Read10(0, 1), 512), scsi.Good)
 	wantSt(t, run(t, tg, a, 0, []byte{0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0), scsi.Good) // SYNCHRONIZE CACHE
-	cmd := &iscsi.Command{Nexus: b, LUN: iscsi.MakeLUN(0), CDB: cdbWrite10(0, 1), Write: true, WriteData: make([]byte, 512)}
+	cmd := &iscsi.Command{Nexus: b, LUN: iscsi.MakeLUN(0), CDB: testinit.Write10(0, 1), Write: true, WriteData: make([]byte, 512)}
 	wantSt(t, tg.Execute(context.Background(), cmd), scsi.Good)
 	for _, tc := range []struct {
 		cdb []byte
 		off int
-	}{{cdbModeSense6(255), 2}, {cdbModeSense10(255), 3}} {
+	}{{testinit.ModeSense6(255), 2}, {testinit.ModeSense10(255), 3}} {
 		for _, n := range []*iscsi.Nexus{a, b} {
 			r, data := runData(t, tg, n, 0, tc.cdb, 255)
 			wantSt(t, r, scsi.Good)
@@ -317,8 +318,8 @@ func TestResetsAndClearTaskSet(t *testing.T) {
 		clearUAs(t, tg, n, 1)
 	}
 	ctx := context.Background()
-	wantSt(t, run(t, tg, a, 0, cdbReserve6(), 0), scsi.Good)
-	wantSt(t, run(t, tg, b, 0, cdbTUR(), 0), scsi.ReservationConflict)
+	wantSt(t, run(t, tg, a, 0, testinit.Reserve6(), 0), scsi.Good)
+	wantSt(t, run(t, tg, b, 0, testinit.TUR(), 0), scsi.ReservationConflict)
 	if r := tg.TaskManagement(ctx, b, iscsi.TMFLogicalUnitReset, iscsi.MakeLUN(0)); r != iscsi.TMFComplete {
 		t.Fatalf("LU reset: %v", r)
 	}
@@ -326,23 +327,23 @@ func TestResetsAndClearTaskSet(t *testing.T) {
 		t.Fatalf("%d device resets, want 1", dev.resets.Load())
 	}
 	for _, n := range []*iscsi.Nexus{a, b} {
-		wantCheck(t, run(t, tg, n, 0, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCBusDeviceResetOccurred)
-		wantSt(t, run(t, tg, n, 0, cdbTUR(), 0), scsi.Good) // reservation gone
-		wantSt(t, run(t, tg, n, 1, cdbTUR(), 0), scsi.Good) // the other LU untouched
+		wantCheck(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCBusDeviceResetOccurred)
+		wantSt(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.Good) // reservation gone
+		wantSt(t, run(t, tg, n, 1, testinit.TUR(), 0), scsi.Good) // the other LU untouched
 	}
 	if r := tg.TaskManagement(ctx, a, iscsi.TMFClearTaskSet, iscsi.MakeLUN(1)); r != iscsi.TMFComplete {
 		t.Fatalf("CLEAR TASK SET: %v", r)
 	}
-	wantSt(t, run(t, tg, a, 1, cdbTUR(), 0), scsi.Good)
-	wantCheck(t, run(t, tg, b, 1, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCCommandsClearedByAnother)
-	wantSt(t, run(t, tg, a, 0, cdbReserve6(), 0), scsi.Good)
+	wantSt(t, run(t, tg, a, 1, testinit.TUR(), 0), scsi.Good)
+	wantCheck(t, run(t, tg, b, 1, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCCommandsClearedByAnother)
+	wantSt(t, run(t, tg, a, 0, testinit.Reserve6(), 0), scsi.Good)
 	if r := tg.TaskManagement(ctx, a, iscsi.TMFTargetWarmReset, iscsi.LUN{}); r != iscsi.TMFComplete {
 		t.Fatalf("target reset: %v", r)
 	}
 	for _, lun := range []uint64{0, 1} {
-		wantCheck(t, run(t, tg, b, lun, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCBusDeviceResetOccurred)
+		wantCheck(t, run(t, tg, b, lun, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCBusDeviceResetOccurred)
 	}
-	wantSt(t, run(t, tg, b, 0, cdbReserve6(), 0), scsi.Good) // a's reservation ended
+	wantSt(t, run(t, tg, b, 0, testinit.Reserve6(), 0), scsi.Good) // a's reservation ended
 	if dev.resets.Load() != 2 {
 		t.Fatalf("%d device resets, want 2", dev.resets.Load())
 	}
@@ -359,36 +360,36 @@ func TestSPC2Reserve(t *testing.T) {
 		tg.Attach(n, nil)
 		clearUAs(t, tg, n, 0)
 	}
-	wantSt(t, run(t, tg, a, 0, cdbReserve6(), 0), scsi.Good)
-	wantSt(t, run(t, tg, a, 0, cdbReserve6(), 0), scsi.Good) // the holder may reserve again
+	wantSt(t, run(t, tg, a, 0, testinit.Reserve6(), 0), scsi.Good)
+	wantSt(t, run(t, tg, a, 0, testinit.Reserve6(), 0), scsi.Good) // the holder may reserve again
 	for _, n := range []*iscsi.Nexus{a2, b} {
-		cmd := &iscsi.Command{Nexus: n, LUN: iscsi.MakeLUN(0), CDB: cdbWrite10(0, 1), Write: true, WriteData: make([]byte, 512)}
+		cmd := &iscsi.Command{Nexus: n, LUN: iscsi.MakeLUN(0), CDB: testinit.Write10(0, 1), Write: true, WriteData: make([]byte, 512)}
 		wantSt(t, tg.Execute(context.Background(), cmd), scsi.ReservationConflict)
-		wantSt(t, run(t, tg, n, 0, cdbRead10(0, 1), 512), scsi.ReservationConflict)
-		wantSt(t, run(t, tg, n, 0, cdbTUR(), 0), scsi.ReservationConflict)
-		wantSt(t, run(t, tg, n, 0, cdbModeSense6(255), 255), scsi.ReservationConflict)
-		wantSt(t, run(t, tg, n, 0, cdbReserve6(), 0), scsi.ReservationConflict)
+		wantSt(t, run(t, tg, n, 0, testinit.Read10(0, 1), 512), scsi.ReservationConflict)
+		wantSt(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.ReservationConflict)
+		wantSt(t, run(t, tg, n, 0, testinit.ModeSense6(255), 255), scsi.ReservationConflict)
+		wantSt(t, run(t, tg, n, 0, testinit.Reserve6(), 0), scsi.ReservationConflict)
 		wantSt(t, run(t, tg, n, 0, []byte{byte(scsi.OpPersistentReserveIn), 0, 0, 0, 0, 0, 0, 0, 255, 0}, 255), scsi.ReservationConflict)
 		// Allowed under a reservation (SPC-2 5.5.1).
-		wantSt(t, run(t, tg, n, 0, cdbInquiry(36), 36), scsi.Good)
-		wantSt(t, run(t, tg, n, 0, cdbReportLUNs(64), 64), scsi.Good)
-		wantSt(t, run(t, tg, n, 0, cdbRequestSense(18), 18), scsi.Good)
+		wantSt(t, run(t, tg, n, 0, testinit.Inquiry(36), 36), scsi.Good)
+		wantSt(t, run(t, tg, n, 0, testinit.ReportLUNs(64), 64), scsi.Good)
+		wantSt(t, run(t, tg, n, 0, testinit.RequestSense(18), 18), scsi.Good)
 		wantSt(t, run(t, tg, n, 0, []byte{0x1e, 0, 0, 0, 0, 0}, 0), scsi.Good) // PREVENT ALLOW, allow
-		wantSt(t, run(t, tg, n, 0, cdbRelease6(), 0), scsi.Good)               // a no-op
+		wantSt(t, run(t, tg, n, 0, testinit.Release6(), 0), scsi.Good)         // a no-op
 	}
-	wantSt(t, run(t, tg, a, 0, cdbRead10(0, 1), 512), scsi.Good) // still a's
+	wantSt(t, run(t, tg, a, 0, testinit.Read10(0, 1), 512), scsi.Good) // still a's
 	// A pending reset condition outranks the conflict; others wait.
 	tg.nexusOf(b).view.Load().itls[0].ua.add(scsi.ASCModeParametersChanged)
-	wantSt(t, run(t, tg, b, 0, cdbTUR(), 0), scsi.ReservationConflict)
+	wantSt(t, run(t, tg, b, 0, testinit.TUR(), 0), scsi.ReservationConflict)
 	tg.nexusOf(b).view.Load().itls[0].ua.add(scsi.ASCPowerOnOrReset)
-	wantCheck(t, run(t, tg, b, 0, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
+	wantCheck(t, run(t, tg, b, 0, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset)
 	// The holder's nexus ends: so does the reservation.
 	tg.Detach(a)
-	wantSt(t, run(t, tg, b, 0, cdbReserve6(), 0), scsi.Good)
-	wantSt(t, run(t, tg, a2, 0, cdbRead10(0, 1), 512), scsi.ReservationConflict)
+	wantSt(t, run(t, tg, b, 0, testinit.Reserve6(), 0), scsi.Good)
+	wantSt(t, run(t, tg, a2, 0, testinit.Read10(0, 1), 512), scsi.ReservationConflict)
 	wantSt(t, run(t, tg, b, 0, []byte{byte(scsi.OpRelease10), 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0), scsi.Good)
 	wantSt(t, run(t, tg, a2, 0, []byte{byte(scsi.OpReserve10), 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0), scsi.Good)
-	wantSt(t, run(t, tg, b, 0, cdbRead10(0, 1), 512), scsi.ReservationConflict)
+	wantSt(t, run(t, tg, b, 0, testinit.Read10(0, 1), 512), scsi.ReservationConflict)
 	// Third-party and extent forms are refused.
 	for _, c := range [][]byte{
 		{byte(scsi.OpReserve6), 0x01, 0, 0, 0, 0},
@@ -413,7 +414,7 @@ func TestSetViews(t *testing.T) {
 		clearUAs(t, tg, n, 0)
 		clearUAs(t, tg, n, 1)
 	}
-	wantSt(t, run(t, tg, a, 1, cdbReserve6(), 0), scsi.Good)
+	wantSt(t, run(t, tg, a, 1, testinit.Reserve6(), 0), scsi.Good)
 	// a loses LUN 1 and sees LUN 0 at 4; b keeps its view.
 	va := mustView(t, Mapping{LUN: 4, LU: lu0})
 	changed, err := tg.SetViews([]*LU{lu0, lu1}, func(name string) View {
@@ -425,28 +426,28 @@ func TestSetViews(t *testing.T) {
 	if err != nil || changed != 1 {
 		t.Fatalf("SetViews: %d changed, %v; want 1", changed, err)
 	}
-	wantSt(t, run(t, tg, b, 0, cdbTUR(), 0), scsi.Good)
-	wantSt(t, run(t, tg, b, 1, cdbReserve6(), 0), scsi.Good) // a's reservation went with its view
-	wantCheck(t, run(t, tg, a, 0, cdbTUR(), 0), scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
-	wantCheck(t, run(t, tg, a, 4, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCReportedLUNsDataChanged)
-	wantSt(t, run(t, tg, a, 4, cdbTUR(), 0), scsi.Good)
+	wantSt(t, run(t, tg, b, 0, testinit.TUR(), 0), scsi.Good)
+	wantSt(t, run(t, tg, b, 1, testinit.Reserve6(), 0), scsi.Good) // a's reservation went with its view
+	wantCheck(t, run(t, tg, a, 0, testinit.TUR(), 0), scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported)
+	wantCheck(t, run(t, tg, a, 4, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCReportedLUNsDataChanged)
+	wantSt(t, run(t, tg, a, 4, testinit.TUR(), 0), scsi.Good)
 	// Once more, cleared by REPORT LUNS this time.
-	wantSt(t, run(t, tg, b, 1, cdbRelease6(), 0), scsi.Good)
+	wantSt(t, run(t, tg, b, 1, testinit.Release6(), 0), scsi.Good)
 	vb := mustView(t, Mapping{LUN: 0, LU: lu0}, Mapping{LUN: 2, LU: lu1})
 	if changed, _ := tg.SetViews([]*LU{lu0, lu1}, func(string) View { return vb }); changed != 2 {
 		t.Fatalf("second SetViews changed %d nexuses, want 2", changed)
 	}
-	r, data := runData(t, tg, b, 0, cdbReportLUNs(64), 64)
+	r, data := runData(t, tg, b, 0, testinit.ReportLUNs(64), 64)
 	wantSt(t, r, scsi.Good)
 	if got := fmt.Sprint(reportedLUNs(t, data)); got != "[0 2]" {
 		t.Fatalf("REPORT LUNS after the change: %s", got)
 	}
 	for _, lun := range []uint64{0, 2} {
-		wantSt(t, run(t, tg, b, lun, cdbTUR(), 0), scsi.Good)
+		wantSt(t, run(t, tg, b, lun, testinit.TUR(), 0), scsi.Good)
 	}
 	// a's LUN 2 is new to it: it has the condition, and so has LUN 0.
-	wantCheck(t, run(t, tg, a, 2, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCReportedLUNsDataChanged)
-	wantCheck(t, run(t, tg, a, 0, cdbTUR(), 0), scsi.SenseUnitAttention, scsi.ASCReportedLUNsDataChanged)
+	wantCheck(t, run(t, tg, a, 2, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCReportedLUNsDataChanged)
+	wantCheck(t, run(t, tg, a, 0, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCReportedLUNsDataChanged)
 }
 
 // failingDevice is a device whose transport reports the given outcome.
@@ -497,7 +498,7 @@ func TestTransportErrorsBecomeSense(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tg, n := oneLU(t, tc.dev)
-			r := run(t, tg, n, 0, cdbRead10(0, 1), 512)
+			r := run(t, tg, n, 0, testinit.Read10(0, 1), 512)
 			wantSt(t, r, tc.status)
 			if tc.status == scsi.CheckCondition {
 				wantCheck(t, r, tc.key, tc.asc)
@@ -529,8 +530,8 @@ func TestCDBTrimmedToItsLength(t *testing.T) {
 		append([]byte{0xa8}, make([]byte, 15)...), // READ(12): 12
 		append([]byte{0x88}, make([]byte, 15)...), // READ(16): 16
 		append([]byte{0xc0}, make([]byte, 15)...), // vendor specific: as is
-		append(cdbReserve6(), make([]byte, 10)...),
-		append(cdbRelease6(), make([]byte, 10)...),
+		append(testinit.Reserve6(), make([]byte, 10)...),
+		append(testinit.Release6(), make([]byte, 10)...),
 	} {
 		run(t, tg, n, 0, cdb, 0)
 	}
@@ -565,7 +566,7 @@ func TestLentData(t *testing.T) {
 	dev := &lendingDevice{buf: []byte("lent data, not the engine's buffer")}
 	dev.res = &sgio.Result{Resid: 512 - 9}
 	tg, n := oneLU(t, dev)
-	r := run(t, tg, n, 0, cdbRead10(0, 1), 512)
+	r := run(t, tg, n, 0, testinit.Read10(0, 1), 512)
 	if r.Status != scsi.Good || r.ReadLen != 9 || string(r.ReadData) != "lent data" || r.Release == nil {
 		t.Fatalf("response %+v, want the 9 lent bytes and a release", r)
 	}
@@ -574,7 +575,7 @@ func TestLentData(t *testing.T) {
 	}
 	r.Release()
 	dev.res = &sgio.Result{HostStatus: scsi.HostBusBusy}
-	r = run(t, tg, n, 0, cdbRead10(0, 1), 512)
+	r = run(t, tg, n, 0, testinit.Read10(0, 1), 512)
 	if r.Status != scsi.Busy || r.ReadData != nil || r.Release != nil || dev.released != 2 {
 		t.Fatalf("transport failure: response %+v, %d releases; want BUSY, no data and both buffers released", r, dev.released)
 	}
