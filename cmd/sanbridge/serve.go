@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/rs/zerolog"
@@ -48,9 +49,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	config := fs.String("config", "", "configuration `file` (default: the embedded demo: one 64 MiB memory disk on 127.0.0.1:3260)")
 	level := fs.String("log-level", "", "log `level`: trace, debug, info, warn, error (default: the config's log_level, else info)")
 	format := fs.String("log-format", "auto", "log `format`: auto (console on a terminal, else JSON), json, console")
+	stateDir := fs.String("state-dir", defaultStateDir, "`directory` keeping persistent reservations made with APTPL across restarts; \"\" keeps them in memory")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	stateDirSet := false
+	fs.Visit(func(f *flag.Flag) { stateDirSet = stateDirSet || f.Name == "state-dir" })
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
@@ -75,7 +79,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errUsage
 	}
 	log := newLogger(stderr, lvl, *format)
-	b, err := bridge.New(cfg, bridge.Options{Log: log})
+	dir := *stateDir
+	if !stateDirSet && !usableDir(dir) {
+		log.Warn().Str("state_dir", dir).Msg("state directory not writable: persistent reservations with APTPL will not survive a restart (set --state-dir)")
+		dir = ""
+	}
+	b, err := bridge.New(cfg, bridge.Options{Log: log, StateDir: dir})
 	if err != nil {
 		return err
 	}
@@ -92,6 +101,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	err = b.Serve(ctx)
 	log.Info().Msg("stopped")
 	return err
+}
+
+// defaultStateDir keeps the gateway's state when --state-dir is not given
+// and the directory can be written.
+const defaultStateDir = "/var/lib/sanbridge"
+
+// usableDir reports whether dir exists or can be created, and files can
+// be written in it.
+func usableDir(dir string) bool {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return os.Remove(f.Name()) == nil
 }
 
 func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
