@@ -154,7 +154,12 @@ func (p chapPhase) String() string {
 
 // chapFailure is why a CHAP exchange failed. The reason is logged and
 // never sent; it holds no secrets, challenges or responses.
-type chapFailure struct{ reason string }
+type chapFailure struct {
+	reason string
+	// guess: the initiator's name or response was wrong (what an online
+	// guessing attack produces), not the exchange's form.
+	guess bool
+}
 
 func (e *chapFailure) Error() string { return "CHAP: " + e.reason }
 
@@ -265,7 +270,9 @@ func (c *chapAuth) verify(keys map[string]string) ([]textPair, error) {
 	}
 	got, err := decodeBinaryValue(resp)
 	if err != nil {
-		return nil, chapFail("malformed CHAP_R")
+		f := chapFail("malformed CHAP_R")
+		f.guess = true
+		return nil, f
 	}
 	want := chapResponse(c.alg, c.id, c.creds.Secret, c.challenge)
 	// Compare name and response without early exit, so that timing tells
@@ -273,10 +280,12 @@ func (c *chapAuth) verify(keys map[string]string) ([]textPair, error) {
 	nameOK := subtle.ConstantTimeCompare([]byte(name), []byte(c.creds.Username))
 	respOK := subtle.ConstantTimeCompare(got, want)
 	if nameOK&respOK != 1 {
+		f := chapFail("wrong CHAP_R for user %s", textQuote(name))
 		if nameOK != 1 {
-			return nil, chapFail("unknown CHAP_N %s", textQuote(name))
+			f = chapFail("unknown CHAP_N %s", textQuote(name))
 		}
-		return nil, chapFail("wrong CHAP_R for user %s", textQuote(name))
+		f.guess = true
+		return nil, f
 	}
 	if !okI {
 		if c.mutualConfigured() {

@@ -26,6 +26,9 @@ type Config struct {
 	// default 10 s. NOPTimeout is how long the initiator has to answer
 	// before the connection is dropped; default 15 s.
 	NOPInterval, NOPTimeout time.Duration
+	// Limits bound what initiators can make the server hold; the zero
+	// value means the defaults (see Limits).
+	Limits Limits
 	// Log receives the server's logs. CHAP secrets are never logged.
 	Log zerolog.Logger
 }
@@ -51,6 +54,10 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.Targets == nil {
 		out.Targets = StaticTargets(nil)
+	}
+	out.Limits = out.Limits.withDefaults(out.CmdWindow, out.LoginTimeout)
+	if m := out.Limits.MaxOutstandingR2T; m != 0 {
+		p.MaxOutstandingR2T = min(max(p.MaxOutstandingR2T, 1), m)
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,11 @@ type conn struct {
 
 	text *textSession
 
+	// pending is the source the connection is counted under while it
+	// logs in (isPending); under the server's mu.
+	pending   netip.Prefix
+	isPending bool
+
 	// Scratch space owned by one goroutine each, kept here so the hot
 	// path allocates nothing.
 	cmdScratch SCSICommand // serve goroutine
@@ -128,6 +134,7 @@ func (c *conn) close() {
 func (c *conn) serve(ctx context.Context) {
 	defer c.close()
 	res, err := c.login()
+	c.srv.loginEnded(c)
 	if err != nil {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, errConnClosed) {
 			c.log.Info().Err(err).Msg("login failed")
@@ -150,7 +157,6 @@ func (c *conn) serve(ctx context.Context) {
 		Msg("session established")
 
 	ss.ctx, ss.cancel = context.WithCancel(ctx)
-	c.out = make(chan outItem, int(ss.window)*(1+int(c.params.MaxOutstandingR2T))+64)
 	go c.sendLoop()
 	go c.pinger()
 	h := ss.handler()
@@ -183,6 +189,10 @@ func (c *conn) serve(ctx context.Context) {
 	c.close()
 	<-c.sendDone
 	c.srv.unregisterSession(ss)
+	if w := ss.withheld.Swap(0); w > 0 {
+		c.srv.mem.withheld.Add(-int64(w))
+	}
+	c.srv.mem.leave(&ss.mem)
 	if h != nil {
 		h.Detach(&ss.nexus)
 	}
@@ -206,6 +216,20 @@ func (c *conn) enqueue(it outItem) {
 	}
 }
 
+// tryEnqueue hands an item to the send loop if that does not wait: for
+// announcements that later PDUs would carry anyway.
+func (c *conn) tryEnqueue(it outItem) {
+	select {
+	case <-c.sendDone:
+		return
+	default:
+	}
+	select {
+	case c.out <- it:
+	default:
+	}
+}
+
 // login runs the login phase with the login state machine.
 func (c *conn) login() (*loginResult, error) {
 	deadline := time.Now().Add(c.srv.cfg.LoginTimeout)
@@ -217,6 +241,9 @@ func (c *conn) login() (*loginResult, error) {
 		Log:    c.log,
 		Local:  c.nc.LocalAddr(),
 		Commit: c.commitLogin,
+		Auth:   c.srv.auth,
+		Source: sourcePrefix(c.nc.RemoteAddr()),
+		Stats:  &c.srv.lim,
 	})
 	var f Frame
 	for {
@@ -233,6 +260,17 @@ func (c *conn) login() (*loginResult, error) {
 		var req LoginRequest
 		req.Decode(&f.BHS)
 		resp, done, err := lg.handle(&req, f.Data)
+		if d := lg.takeDelay(); d > 0 {
+			// Throttled authentication: this goroutine waits (the
+			// pending-login limits bound how many do), others go on.
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-c.closed:
+				t.Stop()
+				return nil, errConnClosed
+			}
+		}
 		if resp != nil {
 			if werr := c.wr.Write(resp); werr != nil {
 				return nil, werr
@@ -264,6 +302,7 @@ func (c *conn) login() (*loginResult, error) {
 				Target:    r.Target,
 				MaxXmit:   r.Params.MaxXmitDataSegmentLength,
 				Log:       c.log,
+				Stats:     &c.srv.lim,
 			})
 			return r, nil
 		}
@@ -283,6 +322,9 @@ func (c *conn) commitLogin(r *loginResult) (uint16, LoginStatus) {
 	ss := newSession(c.srv, r, c.srv.cfg.CmdWindow)
 	ss.conn = c
 	ss.nexus.TPGT = c.portal.Group
+	// Made before the session is registered: from then on other
+	// sessions' completions may announce a reopened window on it.
+	c.out = make(chan outItem, int(ss.window)*(1+int(r.Params.MaxOutstandingR2T))+64)
 	tsih, st := c.srv.registerSession(ss)
 	if st != LoginSuccess {
 		return 0, st

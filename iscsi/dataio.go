@@ -46,8 +46,14 @@ type task struct {
 	writeLen  uint32
 	rbuf      *pbuf
 	wbuf      *pbuf
-	state     taskState
-	aborted   atomic.Bool
+	// charge is what the task holds of the memory budget.
+	charge  atomic.Int64
+	state   taskState
+	aborted atomic.Bool
+	// refused: the task was answered at admission (t.resp); it only
+	// collects, and discards, the write data the initiator may still
+	// send unsolicited before the response goes out.
+	refused bool
 	// ctx is the context Execute runs under, cancelled on abort.
 	ctx taskCtx
 	// waits are the aborts waiting for this running task to leave the
@@ -82,6 +88,7 @@ func (s *Server) putTask(t *task) {
 	if t.resp.Release != nil {
 		t.resp.Release()
 	}
+	s.releaseMemory(t)
 	s.pool.put(t.rbuf)
 	s.pool.put(t.wbuf)
 	done := t.ctx.reusable()
@@ -114,6 +121,9 @@ func (c *conn) handleCommand(f *Frame, immediate bool) error {
 	if !cmd.Write && !cmd.Final {
 		return protoErr(RejectProtocolError, &f.BHS, "F bit clear on a command with no write data")
 	}
+	if cmd.Write && edtl > 0 && !cmd.Final && p.InitialR2T {
+		return protoErr(RejectProtocolError, &f.BHS, "F bit clear with InitialR2T=Yes")
+	}
 	t := c.srv.getTask()
 	t.ss = c.ss
 	t.itt = cmd.ITT
@@ -132,41 +142,78 @@ func (c *conn) handleCommand(f *Frame, immediate bool) error {
 	case cmd.Read:
 		t.readLen = edtl
 	}
-	if !c.ss.addTask(t) {
+	switch c.ss.addTask(t, c.srv.cfg.Limits.MaxTasksPerSession) {
+	case addDuplicate:
 		c.srv.putTask(t)
 		// RFC 7143 11.17.1: a duplicate ITT is "task in progress".
 		c.enqueue(outItem{kind: itemPDU, stat: true, release: !immediate, p: &Reject{Reason: RejectTaskInProgress, Header: f.BHS}})
 		return nil
+	case addFull:
+		c.srv.lim.taskTableFull.Add(1)
+		if ok, n := c.srv.lim.logTasks.allow(); ok {
+			c.log.Warn().Int("max_tasks", c.srv.cfg.Limits.MaxTasksPerSession).Uint64("suppressed", n).Msg("TASK SET FULL: task table full")
+		}
+		// Not in the table: answered at once, its Data-Out (if any) is
+		// discarded as that of no task.
+		t.setResponse(taskSetFull)
+		t.state = taskDone
+		c.enqueue(outItem{kind: itemComplete, t: t, release: !immediate})
+		return nil
 	}
-	if t.readLen > 0 {
-		t.rbuf = c.srv.pool.get(int(t.readLen))
+	if !c.admit(t) {
+		// Answered without running: once the unsolicited data the
+		// initiator may still send for it has passed (and been
+		// discarded), the response goes out.
+		t.refused = true
+		c.startWrite(t, cmd.Final, f.Data)
+		return nil
 	}
 	if t.writeLen == 0 {
-		if dsl > 0 {
-			return protoErr(RejectProtocolError, &f.BHS, "immediate data with EDTL 0")
-		}
 		c.ss.issue(t)
 		return nil
 	}
-	t.wbuf = c.srv.pool.get(int(t.writeLen))
-	t.received = uint32(copy(t.wbuf.b, f.Data))
+	c.startWrite(t, cmd.Final, f.Data)
+	return nil
+}
+
+// startWrite takes a write task's immediate data and decides what else
+// comes unsolicited, then lets progress go on.
+func (c *conn) startWrite(t *task, final bool, data []byte) {
+	p := &c.params
+	t.received = uint32(len(data))
+	if t.wbuf != nil {
+		copy(t.wbuf.b, data)
+	}
 	if p.InitialR2T {
 		t.unsolLen = t.received
 	} else {
 		t.unsolLen = min(p.FirstBurstLength, t.writeLen)
 	}
 	// F=1: no unsolicited Data-Out follows (RFC 7143 11.3.1).
-	t.unsolDone = cmd.Final || t.received >= t.unsolLen
-	if !cmd.Final && p.InitialR2T {
-		return protoErr(RejectProtocolError, &f.BHS, "F bit clear with InitialR2T=Yes")
-	}
+	t.unsolDone = final || t.received >= t.unsolLen
 	c.progress(t)
-	return nil
 }
 
-// progress issues the task when its data is complete, or solicits more.
+// wanted returns how many bytes of write data the task keeps: its write
+// buffer's length.
+func (t *task) wanted() uint32 {
+	if t.wbuf == nil {
+		return 0
+	}
+	return uint32(len(t.wbuf.b))
+}
+
+// progress issues the task when the write data it keeps is complete and
+// no more can come unsolicited, or solicits more, but never beyond what
+// it keeps (RFC 7143 11.8: the target asks for what it wants).
 func (c *conn) progress(t *task) {
-	if t.received == t.writeLen {
+	need := t.wanted()
+	if t.received >= t.writeLen || t.received >= need && t.unsolDone {
+		if t.refused {
+			c.ss.retire(t)
+			c.enqueue(outItem{kind: itemComplete, t: t, release: !t.immediate})
+			return
+		}
 		c.ss.issue(t)
 		return
 	}
@@ -178,8 +225,8 @@ func (c *conn) progress(t *task) {
 	}
 	p := &c.params
 	maxOut := int(min(p.MaxOutstandingR2T, maxR2T))
-	for t.nr2t < maxOut && t.r2tNext < t.writeLen {
-		n := min(t.writeLen-t.r2tNext, p.MaxBurstLength)
+	for t.nr2t < maxOut && t.r2tNext < need {
+		n := min(need-t.r2tNext, p.MaxBurstLength)
 		ttt := c.nextTTT
 		c.nextTTT++
 		if c.nextTTT == reservedTag {
@@ -224,7 +271,7 @@ func (c *conn) handleDataOut(f *Frame) error {
 		case d.BufferOffset+n > t.unsolLen || d.BufferOffset+n < d.BufferOffset:
 			return c.failData(t, scsi.ASCDataOffsetError, "unsolicited data beyond FirstBurstLength")
 		}
-		copy(t.wbuf.b[d.BufferOffset:], f.Data)
+		t.keep(d.BufferOffset, f.Data)
 		t.received += n
 		t.unsolSN++
 		if d.Final {
@@ -253,7 +300,7 @@ func (c *conn) handleDataOut(f *Frame) error {
 	case d.Final != (r.got+n == r.length):
 		return c.failData(t, scsi.ASCDataPhaseError, "Data-Out F bit does not end the R2T sequence")
 	}
-	copy(t.wbuf.b[d.BufferOffset:], f.Data)
+	t.keep(d.BufferOffset, f.Data)
 	r.got += n
 	r.nextDataSN++
 	t.received += n
@@ -263,6 +310,14 @@ func (c *conn) handleDataOut(f *Frame) error {
 	}
 	c.progress(t)
 	return nil
+}
+
+// keep stores write data at off as far as the task's buffer reaches;
+// the rest is discarded.
+func (t *task) keep(off uint32, data []byte) {
+	if t.wbuf != nil && off < uint32(len(t.wbuf.b)) {
+		copy(t.wbuf.b[off:], data)
+	}
 }
 
 // failData ends a task whose Data-Out sequence broke the rules, with
@@ -315,12 +370,7 @@ func (c *conn) execute(t *task) {
 	if resp.ReadLen < 0 || resp.ReadLen > limit {
 		resp.ReadLen = limit
 	}
-	t.resp = resp
-	if len(resp.Sense) > 0 {
-		n := copy(t.sense[2:], resp.Sense)
-		t.sense[0], t.sense[1] = byte(n>>8), byte(n)
-		t.resp.Sense = t.sense[2 : 2+n]
-	}
+	t.setResponse(resp)
 	// Mark done and remove from the table before the response can reach
 	// the initiator, which may then reuse the ITT.
 	aborted := ss.finished(t)
@@ -414,8 +464,10 @@ func (c *conn) sendCompletion(t *task, din *DataIn) error {
 		case t.read:
 			sr.Overflow, sr.Underflow, sr.ResidualCount = rOver, rUnder, rCount
 		}
-		if t.write && r.Wanted > 0 {
-			sr.Overflow, sr.Underflow, sr.ResidualCount = residual(t.writeLen, t.writeLen, r.Wanted)
+		if t.write {
+			// Write data beyond the buffer (beyond what the CDB moves)
+			// was not solicited or was discarded: an underflow.
+			sr.Overflow, sr.Underflow, sr.ResidualCount = residual(t.writeLen, t.wanted(), r.Wanted)
 		}
 		if len(r.Sense) > 0 {
 			sr.Data = t.sense[:2+len(r.Sense)]

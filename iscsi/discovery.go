@@ -58,6 +58,16 @@ type textConfig struct {
 	// MaxXmit is the initiator's MaxRecvDataSegmentLength.
 	MaxXmit uint32
 	Log     zerolog.Logger
+	// Stats, when not nil, counts refused requests.
+	Stats *limitCounters
+}
+
+// maxKeys is the most keys one request sequence may carry.
+func (t *textSession) maxKeys() int {
+	if t.cfg.Config != nil && t.cfg.Config.Limits.MaxTextKeys > 0 {
+		return t.cfg.Config.Limits.MaxTextKeys
+	}
+	return defaultMaxTextKeys
 }
 
 // textSession answers one connection's Text Requests. It is used by the
@@ -166,6 +176,13 @@ func (t *textSession) handle(req *TextRequest, data []byte) (*TextResponse, erro
 	if err != nil {
 		t.reset()
 		return nil, rejectText(RejectProtocolError, "%v", err)
+	}
+	if max := t.maxKeys(); len(pairs) > max {
+		t.reset()
+		if t.cfg.Stats != nil {
+			t.cfg.Stats.textKeysRefused.Add(1)
+		}
+		return nil, rejectText(RejectOutOfResources, "%d keys in one request, at most %d", len(pairs), max)
 	}
 	out, terr := t.answer(pairs)
 	if terr != nil {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -91,6 +93,11 @@ type loginConfig struct {
 	Commit func(r *loginResult) (tsih uint16, status LoginStatus)
 	// rand supplies CHAP identifiers and challenges; nil is crypto/rand.
 	rand io.Reader
+	// Auth, when not nil, throttles CHAP failures of Source and the
+	// initiator name; Stats, when not nil, counts what it does.
+	Auth   *authThrottle
+	Source netip.Prefix
+	Stats  *limitCounters
 }
 
 // authMethod is the negotiated AuthMethod.
@@ -163,6 +170,10 @@ type login struct {
 	done   bool
 	failed *LoginError
 	res    loginResult
+
+	// delay is how long the response to the current request waits
+	// (throttled authentication); see takeDelay.
+	delay time.Duration
 }
 
 // newLogin returns the login state machine of one connection.
@@ -187,6 +198,22 @@ func newLogin(cfg loginConfig) *login {
 		seen:     make(map[string]struct{}),
 		identity: make(map[string]string),
 	}
+}
+
+// maxKeys is the most keys one request sequence may carry.
+func (l *login) maxKeys() int {
+	if l.cfg.Config != nil && l.cfg.Config.Limits.MaxTextKeys > 0 {
+		return l.cfg.Config.Limits.MaxTextKeys
+	}
+	return defaultMaxTextKeys
+}
+
+// takeDelay returns how long the response handle just returned must
+// wait before it is sent, and forgets it.
+func (l *login) takeDelay() time.Duration {
+	d := l.delay
+	l.delay = 0
+	return d
 }
 
 // result returns the outcome of a completed login, or nil before.
@@ -237,6 +264,12 @@ func (l *login) handle(req *LoginRequest, data []byte) (resp *LoginResponse, don
 	l.in = l.in[:0]
 	if perr != nil {
 		return l.fail(req, loginFail(LoginInitiatorError, "%v", perr))
+	}
+	if max := l.maxKeys(); len(pairs) > max {
+		if l.cfg.Stats != nil {
+			l.cfg.Stats.textKeysRefused.Add(1)
+		}
+		return l.fail(req, loginFail(LoginInitiatorError, "%d keys in one request, at most %d", len(pairs), max))
 	}
 	out, lerr := l.process(req, pairs)
 	if lerr != nil {
@@ -703,19 +736,77 @@ func (l *login) stepCHAP(keys map[string]string) ([]textPair, *LoginError) {
 	if l.auth != authCHAP || l.chap == nil {
 		return nil, loginFail(LoginAuthFailure, "CHAP keys without AuthMethod=CHAP")
 	}
+	verifying := l.chap.phase == chapWantResponse && len(keys) > 0
+	if verifying && l.cfg.Auth != nil {
+		if lerr := l.throttle(); lerr != nil {
+			return nil, lerr
+		}
+	}
 	pairs, err := l.chap.step(keys)
 	if err != nil {
 		var cf *chapFailure
 		if errors.As(err, &cf) {
+			if cf.guess && l.cfg.Auth != nil {
+				l.authFailed(cf.reason)
+			}
 			return nil, loginFail(LoginAuthFailure, "%s", cf.reason)
 		}
 		return nil, loginFail(LoginTargetError, "%v", err)
+	}
+	if verifying && l.chap.phase == chapDone && l.cfg.Auth != nil {
+		l.cfg.Auth.succeed(l.initiator)
 	}
 	if l.chap.phase == chapDone {
 		l.authenticated = true
 		l.log.Debug().Stringer("algorithm", l.chap.alg).Bool("mutual", len(pairs) > 0).Msg("CHAP authentication succeeded")
 	}
 	return pairs, nil
+}
+
+// throttle applies the authentication throttle before the initiator's
+// CHAP response is judged: the answer waits for earlier failures of this
+// source or name (whatever this attempt's verdict, so its timing tells
+// nothing), and a locked-out source or name fails at once (after the
+// longest wait).
+func (l *login) throttle() *LoginError {
+	a, st := l.cfg.Auth, l.cfg.Stats
+	delay, until := a.check(l.cfg.Source, l.initiator)
+	if !until.IsZero() {
+		l.delay = a.cfg.MaxDelay
+		if st != nil {
+			st.authLockedOut.Add(1)
+			if ok, n := st.logAuth.allow(); ok {
+				l.log.Warn().Stringer("source", l.cfg.Source).Time("until", until).Uint64("suppressed", n).
+					Msg("CHAP login refused: source or initiator locked out after repeated failures")
+			}
+		}
+		return loginFail(LoginAuthFailure, "locked out until %s after repeated authentication failures", until.Format(time.RFC3339))
+	}
+	if delay > 0 {
+		l.delay = delay
+		if st != nil {
+			st.authDelayed.Add(1)
+		}
+	}
+	return nil
+}
+
+// authFailed counts a failed CHAP response against the source and the
+// initiator name.
+func (l *login) authFailed(reason string) {
+	locked := l.cfg.Auth.fail(l.cfg.Source, l.initiator)
+	st := l.cfg.Stats
+	if st == nil {
+		return
+	}
+	st.authFailures.Add(1)
+	if locked {
+		st.authLockouts.Add(1)
+	}
+	if ok, n := st.logAuth.allow(); ok || locked {
+		l.log.Warn().Stringer("source", l.cfg.Source).Str("reason", reason).Bool("locked_out", locked).
+			Uint64("suppressed", n).Msg("CHAP authentication failed")
+	}
 }
 
 // loggableKeys lists key=value strings for debug logs with CHAP values

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -39,8 +40,18 @@ type Server struct {
 	closed    bool
 	wg        sync.WaitGroup
 
+	mem   memBudget // command data budget
 	pool  bufPool   // data buffers
 	tasks sync.Pool // *task
+	lim   limitCounters
+	auth  *authThrottle
+
+	// Sessions by initiator name and in total (normal and discovery),
+	// and connections still logging in, in total and by source; under mu.
+	nsessions int
+	byInit    map[string]int
+	npending  int
+	bySource  map[netip.Prefix]int
 }
 
 // NewServer returns a server for cfg. It does not listen yet.
@@ -54,7 +65,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("iscsi: FirstBurstLength %d exceeds MaxBurstLength %d", p.FirstBurstLength, p.MaxBurstLength)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:       c,
 		log:       c.Log,
 		baseCtx:   ctx,
@@ -63,7 +74,13 @@ func NewServer(cfg Config) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 		sessions:  make(map[sessionKey]*session),
 		nextTSIH:  1,
-	}, nil
+		byInit:    make(map[string]int),
+		bySource:  make(map[netip.Prefix]int),
+		mem:       *newMemBudget(&c.Limits),
+	}
+	s.pool.mem = &s.mem
+	s.auth = newAuthThrottle(c.Limits.Auth, time.Now)
+	return s, nil
 }
 
 // Listen opens a listener for every configured portal. It returns the
@@ -172,6 +189,11 @@ func (s *Server) Serve(l net.Listener, p *Portal) error {
 			nc.Close()
 			return ErrServerClosed
 		}
+		if !s.admitConnLocked(c) {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -200,7 +222,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.pool.stop(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -234,6 +256,9 @@ func (s *Server) registerSession(ss *session) (uint16, LoginStatus) {
 	if ss.discovery {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if !s.countSessionLocked(ss, nil) {
+			return 0, LoginOutOfResources
+		}
 		ss.tsih = s.allocTSIH()
 		return ss.tsih, LoginSuccess
 	}
@@ -262,6 +287,9 @@ func (s *Server) registerSession(ss *session) (uint16, LoginStatus) {
 	if cur := s.sessions[key]; cur != nil && cur != old {
 		// Another login for the same nexus won the race.
 		return 0, LoginServiceUnavailable
+	}
+	if !s.countSessionLocked(ss, s.sessions[key]) {
+		return 0, LoginOutOfResources
 	}
 	ss.tsih = s.allocTSIH()
 	ss.nexus.TSIH = ss.tsih
@@ -293,14 +321,107 @@ func (s *Server) allocTSIH() uint16 {
 }
 
 func (s *Server) unregisterSession(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.counted {
+		ss.counted = false
+		s.nsessions--
+		if s.byInit[ss.nexus.InitiatorName]--; s.byInit[ss.nexus.InitiatorName] <= 0 {
+			delete(s.byInit, ss.nexus.InitiatorName)
+		}
+	}
 	if ss.discovery {
 		return
 	}
-	s.mu.Lock()
 	if s.sessions[ss.key()] == ss {
 		delete(s.sessions, ss.key())
 	}
-	s.mu.Unlock()
+}
+
+// countSessionLocked counts ss among the live sessions unless that
+// would exceed MaxSessions or MaxSessionsPerInitiator; replaced is a
+// session it reinstates, whose place it may take. s.mu held.
+func (s *Server) countSessionLocked(ss, replaced *session) bool {
+	l := &s.cfg.Limits
+	n, mine := s.nsessions, s.byInit[ss.nexus.InitiatorName]
+	if replaced != nil && replaced.counted {
+		n, mine = n-1, mine-1
+	}
+	if n >= l.MaxSessions || mine >= l.MaxSessionsPerInitiator {
+		s.lim.sessionsRefused.Add(1)
+		if ok, sup := s.lim.logSessions.allow(); ok {
+			s.log.Warn().Str("initiator", ss.nexus.InitiatorName).Int("sessions", n).Int("of_initiator", mine).
+				Int("max_sessions", l.MaxSessions).Int("max_per_initiator", l.MaxSessionsPerInitiator).
+				Uint64("suppressed", sup).Msg("login refused: too many sessions")
+		}
+		return false
+	}
+	ss.counted = true
+	s.nsessions++
+	s.byInit[ss.nexus.InitiatorName]++
+	return true
+}
+
+// sourcePrefix is what connections are counted by: the address, or its
+// /64 for IPv6 (one host typically has a whole /64).
+func sourcePrefix(a net.Addr) netip.Prefix {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Prefix{}
+	}
+	ip := ap.Addr().Unmap()
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// admitConnLocked counts a new connection among those logging in, or
+// refuses it when MaxPendingLogins or MaxPendingLoginsPerSource is
+// reached. s.mu held.
+func (s *Server) admitConnLocked(c *conn) bool {
+	l := &s.cfg.Limits
+	src := sourcePrefix(c.nc.RemoteAddr())
+	if s.npending >= l.MaxPendingLogins || s.bySource[src] >= l.MaxPendingLoginsPerSource {
+		s.lim.pendingRefused.Add(1)
+		if ok, sup := s.lim.logPending.allow(); ok {
+			s.log.Warn().Stringer("source", src).Int("pending", s.npending).Int("from_source", s.bySource[src]).
+				Int("max_pending", l.MaxPendingLogins).Int("max_per_source", l.MaxPendingLoginsPerSource).
+				Uint64("suppressed", sup).Msg("connection refused: too many logins in progress")
+		}
+		return false
+	}
+	s.npending++
+	s.bySource[src]++
+	c.pending = src
+	c.isPending = true
+	return true
+}
+
+// loginEnded stops counting the connection among those logging in.
+func (s *Server) loginEnded(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.isPending {
+		return
+	}
+	c.isPending = false
+	s.npending--
+	if s.bySource[c.pending]--; s.bySource[c.pending] <= 0 {
+		delete(s.bySource, c.pending)
+	}
+}
+
+// reopenWindows gives back the CmdSN credits withheld under memory
+// pressure, now that it eased.
+func (s *Server) reopenWindows() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.sessions {
+		ss.reopen()
+	}
 }
 
 // targetSessions returns the live sessions logged in to target.

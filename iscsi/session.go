@@ -18,6 +18,9 @@ type session struct {
 	tsih      uint16
 	params    Params
 	window    uint32
+	// counted: the session counts toward the session limits (under the
+	// server's mu).
+	counted bool
 
 	// cmdsn packs ExpCmdSN (high) and MaxCmdSN (low) so both are read
 	// together and MaxCmdSN never appears to shrink.
@@ -39,6 +42,13 @@ type session struct {
 	work    chan *task
 	workers atomic.Int32
 	idle    atomic.Int32
+
+	// mem is the session's part of the server's memory budget.
+	mem sessionMem
+	// withheld is CmdSN credits not given back under memory pressure.
+	withheld atomic.Int32
+	// tmfs counts the task management requests waiting for their tasks.
+	tmfs atomic.Int32
 }
 
 func newSession(srv *Server, r *loginResult, window uint32) *session {
@@ -125,14 +135,55 @@ func (ss *session) advance() {
 	}
 }
 
-// release opens the window by one as a command completes.
+// release opens the window by one as a command completes, unless the
+// server's memory budget is above its high-water mark and the session
+// holds more than its fair share: then the credit is withheld, as long as
+// the initiator keeps at least one (so it can always send a command,
+// whose completion gives the credits back once the pressure is gone).
+// Credits withheld earlier are given back with the first opening.
 func (ss *session) release() {
-	for {
-		v := ss.cmdsn.Load()
-		n := v&^0xffffffff | uint64(uint32(v)+1)
-		if ss.cmdsn.CompareAndSwap(v, n) {
+	mem := &ss.srv.mem
+	if mem.squeezed(&ss.mem) {
+		exp, maxSN := ss.expMax()
+		if int32(maxSN-exp) >= 0 { // MaxCmdSN - ExpCmdSN + 1 >= 1
+			ss.withheld.Add(1)
+			mem.withheld.Add(1)
+			ss.srv.lim.windowWithheld.Add(1)
 			return
 		}
+	}
+	ss.open(1)
+}
+
+// open moves MaxCmdSN by n plus the credits withheld so far.
+func (ss *session) open(n uint32) {
+	if w := ss.withheld.Swap(0); w > 0 {
+		ss.srv.mem.withheld.Add(-int64(w))
+		n += uint32(w)
+	}
+	if n == 0 {
+		return
+	}
+	for {
+		v := ss.cmdsn.Load()
+		nv := v&^0xffffffff | uint64(uint32(v)+n)
+		if ss.cmdsn.CompareAndSwap(v, nv) {
+			return
+		}
+	}
+}
+
+// reopen gives back the credits withheld from the session and tells the
+// initiator with a NOP-In (RFC 7143 11.19: ITT and TTT 0xffffffff, no
+// answer expected) unless responses are queued that will carry the new
+// MaxCmdSN anyway.
+func (ss *session) reopen() {
+	if ss.withheld.Load() == 0 {
+		return
+	}
+	ss.open(0)
+	if c := ss.conn; c != nil && c.out != nil && len(c.out) == 0 {
+		c.tryEnqueue(outItem{kind: itemPDU, p: &NOPIn{ITT: reservedTag, TTT: reservedTag}})
 	}
 }
 
@@ -153,15 +204,28 @@ func (ss *session) wait(ctx context.Context) error {
 	}
 }
 
-// addTask registers t under its ITT; false when the ITT is in use.
-func (ss *session) addTask(t *task) bool {
+// addResult is what addTask did.
+type addResult uint8
+
+const (
+	added        addResult = iota
+	addDuplicate           // the ITT is in use
+	addFull                // the table holds max tasks already
+)
+
+// addTask registers t under its ITT unless the ITT is in use or the
+// table holds max tasks.
+func (ss *session) addTask(t *task, max int) addResult {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if _, dup := ss.tasks[t.itt]; dup {
-		return false
+		return addDuplicate
+	}
+	if len(ss.tasks) >= max {
+		return addFull
 	}
 	ss.tasks[t.itt] = t
-	return true
+	return added
 }
 
 // collectingTask returns the live task with the ITT if it still waits

@@ -151,6 +151,16 @@ func (c *conn) handleTMF(req *TaskMgmtRequest, release bool) {
 		answer(TMFNotSupported)
 		return
 	}
+	// Each waits on its own goroutine: bound how many (immediate
+	// requests bypass the CmdSN window).
+	if max := c.srv.cfg.Limits.MaxPendingTMF; int(ss.tmfs.Load()) >= max {
+		c.srv.lim.tmfRejected.Add(1)
+		if ok, n := c.srv.lim.logTMF.allow(); ok {
+			c.log.Warn().Int("max_pending", max).Uint64("suppressed", n).Msg("task management request rejected: too many pending")
+		}
+		answer(TMFRejected)
+		return
+	}
 	// Mark the tasks now, on the reading goroutine, so that commands
 	// arriving after this request are not affected; wait off it, so that
 	// Data-Out and other traffic keep flowing.
@@ -161,8 +171,10 @@ func (c *conn) handleTMF(req *TaskMgmtRequest, release bool) {
 	}
 	w.release()
 	ss.taskWG.Add(1)
+	ss.tmfs.Add(1)
 	go func() {
 		defer ss.taskWG.Done()
+		defer ss.tmfs.Add(-1)
 		// The response waits for the aborted tasks to leave the handler,
 		// however long that takes: answering earlier would let the
 		// initiator reuse the medium while they may still touch it. Only
