@@ -17,7 +17,7 @@ import (
 const testTarget = "iqn.2026-11.io.sanbridge:t"
 
 // newDisk returns an emulated 1 MiB disk, closed at the end of the test.
-func newDisk(t *testing.T, serial string) *emul.Disk {
+func newDisk(t testing.TB, serial string) *emul.Disk {
 	t.Helper()
 	d, err := emul.New(emul.Config{SizeBytes: 1 << 20, BlockSize: 512, Serial: serial})
 	if err != nil {
