@@ -205,6 +205,22 @@ func testRegistration(eid string) Registration {
 	}
 }
 
+// newClient returns a client of srv for testRegistration(eid) with the
+// test's logger, fast retries and an event channel.
+func newClient(t *testing.T, srv *isnsd, eid string, opts Options) (*Client, events) {
+	t.Helper()
+	ev := make(events, 100)
+	opts.Server = srv.addr
+	opts.RetryMin = 100 * time.Millisecond
+	opts.Log = zerolog.New(zerolog.NewTestWriter(t))
+	opts.OnEvent = ev.on
+	c, err := New(opts, testRegistration(eid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ev
+}
+
 // runClient starts c.Run and returns a function that stops it and waits.
 func runClient(t *testing.T, c *Client) (stop func()) {
 	t.Helper()
@@ -232,19 +248,8 @@ func runClient(t *testing.T, c *Client) (stop func()) {
 // Messages are split into small PDUs to exercise reassembly in isnsd.
 func TestISNSDRegistration(t *testing.T) {
 	srv := startISNSD(t)
-	ev := make(events, 100)
 	eid := "sanbridge-test-reg"
-	c, err := New(Options{
-		Server:        srv.addr,
-		Timeout:       10 * time.Second,
-		RetryMin:      100 * time.Millisecond,
-		MaxPDUPayload: 400,
-		Log:           zerolog.New(zerolog.NewTestWriter(t)),
-		OnEvent:       ev.on,
-	}, testRegistration(eid))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ev := newClient(t, srv, eid, Options{MaxPDUPayload: 400})
 	stop := runClient(t, c)
 	ev.wait(t, EventRegistered)
 
@@ -338,19 +343,8 @@ func portalGroups(out string) map[string]string {
 // Status Inquiries are answered (and keep the entity alive).
 func TestISNSDESI(t *testing.T) {
 	srv := startISNSD(t, "ESIMinInterval = 1", "ESIMaxInterval = 30", "ESIRetries = 3", "RegistrationPeriod = 120")
-	ev := make(events, 100)
 	eid := "sanbridge-test-esi"
-	c, err := New(Options{
-		Server:      srv.addr,
-		ESIListen:   "127.0.0.1:0",
-		ESIInterval: time.Second,
-		RetryMin:    100 * time.Millisecond,
-		Log:         zerolog.New(zerolog.NewTestWriter(t)),
-		OnEvent:     ev.on,
-	}, testRegistration(eid))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ev := newClient(t, srv, eid, Options{ESIListen: "127.0.0.1:0", ESIInterval: time.Second})
 	stop := runClient(t, c)
 	ev.wait(t, EventRegistered)
 	out := srv.query("iscsi-name=" + node1)
@@ -375,18 +369,8 @@ func TestISNSDESI(t *testing.T) {
 // the client reconnects, notices the entity is gone and registers again.
 func TestISNSDServerRestart(t *testing.T) {
 	srv := startISNSD(t, "RegistrationPeriod = 3")
-	ev := make(events, 100)
 	eid := "sanbridge-test-restart"
-	c, err := New(Options{
-		Server:   srv.addr,
-		RetryMin: 100 * time.Millisecond,
-		RetryMax: 500 * time.Millisecond,
-		Log:      zerolog.New(zerolog.NewTestWriter(t)),
-		OnEvent:  ev.on,
-	}, testRegistration(eid))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ev := newClient(t, srv, eid, Options{RetryMax: 500 * time.Millisecond})
 	runClient(t, c)
 	if e := ev.wait(t, EventRegistered); e.Period != time.Second {
 		t.Errorf("refresh interval %v for a 3 s registration period, want 1s", e.Period)
