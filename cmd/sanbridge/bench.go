@@ -7,11 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sanbridge/sanbridge/sgio"
+	"github.com/sanbridge/sanbridge/sgio/bot"
 	"github.com/sanbridge/sanbridge/sgio/discover"
 	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
@@ -26,7 +28,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprint(stderr, `usage: sanbridge bench [flags] DEVICE
 
 Reads DEVICE (an sg, block or bsg node, or a /dev/disk/by-* link)
-sequentially through the gateway's SG_IO backend, with READ(16) commands
+sequentially through the gateway's SG_IO backend, or, for DEVICE
+usb:INTERFACE (as "sanbridge scan --usb" names it, e.g. usb:2-1:1.0), LUN 0
+of that USB mass-storage interface through the Bulk-Only backend (which
+detaches the kernel driver while it runs), with READ(16) commands
 of --bs bytes from --qd goroutines at once, wrapping at the end of the
 device, and prints IOPS, MB/s and the mean latency. It never writes.
 The data of a lone command is lent from the backend's mapped buffer, as
@@ -53,10 +58,11 @@ flags:
 	if *qd < 1 || *qd > sgio.MaxQueueDepth || *count < 1 || *bs < 1 {
 		return fmt.Errorf("%w: --qd 1..%d, --count and --bs positive", errUsage, sgio.MaxQueueDepth)
 	}
-	dev, err := sgio.Open(fs.Arg(0), sgio.WithQueueDepth(*qd))
+	dev, err := openBenchDevice(fs.Arg(0), *qd)
 	if err != nil {
 		return err
 	}
+	lender, lends := dev.(sgio.Lender)
 	defer dev.Close()
 	c, err := discover.ReadCapacity(ctx, dev, 0)
 	if err != nil {
@@ -94,11 +100,11 @@ flags:
 				}
 				binary.BigEndian.PutUint64(cdb[2:], uint64(i)%span*per)
 				var err error
-				if *copied {
+				if *copied || !lends {
 					err = dev.Execute(ctx, req, &res)
 				} else {
 					var release func()
-					if _, release, err = dev.ExecuteLent(ctx, req, &res); release != nil {
+					if _, release, err = lender.ExecuteLent(ctx, req, &res); release != nil {
 						release()
 					}
 				}
@@ -125,4 +131,18 @@ flags:
 		fs.Arg(0), *count, *bs, *qd, elapsed.Seconds(), iops, iops*float64(*bs)/1e6,
 		elapsed.Seconds()*1e6*float64(*qd)/float64(*count))
 	return nil
+}
+
+// openBenchDevice opens an sg, block or bsg node with the SG_IO backend,
+// or "usb:INTERFACE" with the Bulk-Only backend (LUN 0; one command at a
+// time, which is all BOT does).
+func openBenchDevice(name string, qd int) (sgio.Device, error) {
+	path, ok := strings.CutPrefix(name, "usb:")
+	if !ok {
+		return sgio.Open(name, sgio.WithQueueDepth(qd))
+	}
+	if qd != 1 {
+		return nil, fmt.Errorf("%w: --qd %d: the Bulk-Only transport runs one command at a time", errUsage, qd)
+	}
+	return bot.OpenLUN(bot.Selector{BusPath: path}, 0)
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/sanbridge/sanbridge/sgio/bot"
 )
 
 // TestBenchRefuses: bench answers bad arguments with a usage error and
@@ -32,5 +34,26 @@ func TestBenchRefuses(t *testing.T) {
 		if out.Len() != 0 {
 			t.Errorf("bench %q printed %q", c.args, out.String())
 		}
+	}
+}
+
+// TestBenchUSB: usb:INTERFACE goes to the Bulk-Only backend, one command
+// at a time.
+func TestBenchUSB(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--qd", "2", "usb:1-1"}, &out, &errOut)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "one command at a time") {
+		t.Errorf("--qd 2 over BOT: %v", err)
+	}
+	err = run(context.Background(), []string{"bench", "usb:9-9.9"}, &out, &errOut)
+	want := bot.ErrNotFound
+	if !bot.BuiltIn {
+		want = bot.ErrNotBuiltIn
+	}
+	if !errors.Is(err, want) {
+		t.Errorf("bench usb:9-9.9: %v, want %v", err, want)
+	}
+	if out.Len() != 0 {
+		t.Errorf("printed %q", out.String())
 	}
 }

@@ -11,7 +11,9 @@
 #   SANBRIDGE_BIN        use this sanbridge binary instead of building one
 #   SANBRIDGE_NO_BINARY  1: build the image without sanbridge if it does not
 #                        build (for working on the rig itself)
-#   SANBRIDGE_GO_TAGS    build tags for sanbridge (default nousb)
+#   SANBRIDGE_GO_TAGS    build tags for sanbridge (default none: the cgo build
+#                        with USB support, libusb copied in with it; "nousb"
+#                        gives the static build without USB)
 # shellcheck source=../lib/host.sh
 . "$(dirname "$0")/../lib/host.sh" || { echo "sanbridge: error: cannot read deploy/lib/host.sh" >&2; exit 1; }
 sb_strict
@@ -93,14 +95,18 @@ depmod -b "$root" "$SB_KVER"
 cp "$SB_KROOT/boot/vmlinuz-$SB_KVER" "$out/vmlinuz"
 
 # sanbridge itself.
+# copy_elf brings the libraries of a dynamically linked (cgo) build along.
 if [ -n "${SANBRIDGE_BIN:-}" ]; then
-	install -m 0755 "$SANBRIDGE_BIN" "$root/usr/sbin/sanbridge"
+	copy_elf "$SANBRIDGE_BIN" /usr/sbin/sanbridge
 else
 	go=$(sb_go)
 	ver=$(git -C "$SB_REPO" describe --always --dirty 2>/dev/null || echo dev)
-	if (cd "$SB_REPO" && CGO_ENABLED=0 "$go" build -tags "${SANBRIDGE_GO_TAGS:-nousb}" -trimpath \
+	tags=${SANBRIDGE_GO_TAGS:-}
+	cgo=1
+	case " $tags " in *" nousb "*) cgo=0 ;; esac
+	if (cd "$SB_REPO" && CGO_ENABLED=$cgo "$go" build -tags "$tags" -trimpath \
 		-ldflags="-s -w -X main.version=$ver" -o "$out/sanbridge" ./cmd/sanbridge); then
-		install -m 0755 "$out/sanbridge" "$root/usr/sbin/sanbridge"
+		copy_elf "$out/sanbridge" /usr/sbin/sanbridge
 	elif [ "${SANBRIDGE_NO_BINARY:-0}" = 1 ]; then
 		sb_log "warning: sanbridge does not build; image has no sanbridge (SANBRIDGE_NO_BINARY=1)"
 	else

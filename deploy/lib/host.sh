@@ -19,7 +19,7 @@ SB_IMAGE="$SB_BUILD/appliance"
 # tgt is not installed on the host (its service would listen on port 3260):
 # sb_deb_extract unpacks it for the image; libaio1 is its one library that
 # the other packages do not bring.
-SB_HOST_PACKAGES="qemu-system-x86 busybox-static kmod cpio gzip open-iscsi sg3-utils libiscsi-bin e2fsprogs jq coreutils libaio1 libibverbs1 librdmacm1"
+SB_HOST_PACKAGES="qemu-system-x86 busybox-static kmod cpio gzip open-iscsi sg3-utils libiscsi-bin e2fsprogs jq coreutils libaio1 libibverbs1 librdmacm1 libusb-1.0-0-dev pkg-config"
 
 sb_log() { printf '%s\n' "sanbridge: $*" >&2; }
 

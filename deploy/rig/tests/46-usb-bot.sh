@@ -1,0 +1,78 @@
+#!/bin/sh
+# The USB Bulk-Only backend on the rig's QEMU usb-storage stick: `sanbridge
+# scan --usb` lists it; data the kernel writes through usb-storage is read
+# over BOT; sgio/bot's integration tests (INQUIRY, READ CAPACITY, a 1 MiB
+# round trip, sense through REQUEST SENSE, a buffer larger than the data,
+# cancellations in mid-transfer, a reset) run with usb-storage detached
+# (the interface is usbfs's while open) and give the interface back; what
+# they wrote is then read through usb-storage again. Last, 4 KiB and
+# 64 KiB sequential reads over BOT against usb-storage's sg node on the
+# same stick (reported, not judged: TCG timing swings with the host).
+# rig-timeout: 600
+. "$RIG/guest/lib.sh"
+
+command -v bot.test >/dev/null || fail "bot.test missing (46-usb-bot.prep did not build it)"
+
+step "sanbridge scan --usb"
+sanbridge scan --usb | rig_show
+must sanbridge scan --usb --json >usb.json
+iface=$(jq -r '[.[] | select(.vendor_id == "46f4" and .bulk_only)][0].name // empty' usb.json)
+[ -n "$iface" ] || fail "the QEMU stick (46f4, Bulk-Only) is not listed: $(cat usb.json)"
+serial=$(jq -r --arg i "$iface" '.[] | select(.name == $i) | .serial' usb.json)
+want=$(jq -r '.devices[] | select(.qemu == "usb-storage") | .usb_serial' /share/hardware.json)
+expect_eq "$want" "$serial" "USB serial of $iface"
+driver=$(jq -r --arg i "$iface" '.[] | select(.name == $i) | .driver' usb.json)
+expect_eq usb-storage "$driver" "driver of $iface"
+sg=$(jq -r --arg i "$iface" '.[] | select(.name == $i) | .luns[0].sg // empty' usb.json)
+blk=$(jq -r --arg i "$iface" '.[] | select(.name == $i) | .luns[0].block // empty' usb.json)
+[ -n "$sg" ] && [ -n "$blk" ] || fail "no sg or block node behind $iface: $(cat usb.json)"
+step "stick: interface $iface, $sg, $blk"
+
+# 512-byte LBAs: the integration tests use LBA 4096 (2 MiB in) as scratch;
+# the kernel's pattern is at LBA 8192 (4 MiB), BOT's at LBA 16384 (8 MiB).
+rig_pattern before.bin 1024
+must dd if=before.bin of="$blk" bs=65536 seek=64 oflag=direct conv=notrunc status=none
+head -c 1048576 /dev/urandom >after.bin
+
+step "sgio/bot integration tests over BOT (usb-storage detached)"
+SANBRIDGE_BOT_DEVICE=$iface SANBRIDGE_BOT_PATTERN="$PWD/before.bin@8192" SANBRIDGE_BOT_WRITE="$PWD/after.bin@16384" \
+	bot.test -test.run Integration -test.v -test.timeout 5m >"$RESULTS/$RIG_TEST.integration.log" 2>&1
+rc=$?
+grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' "$RESULTS/$RIG_TEST.integration.log" | grep -v writer.go
+[ "$rc" = 0 ] || fail "sgio/bot integration tests failed (status $rc)"
+
+step "given back to usb-storage: what BOT wrote is there"
+node_back() { [ "$(readlink "/sys/bus/usb/devices/$iface/driver" | sed 's,.*/,,')" = usb-storage ] &&
+	ls /sys/bus/usb/devices/"$iface"/host*/target*/*/block/* >/dev/null 2>&1 &&
+	ls /sys/bus/usb/devices/"$iface"/host*/target*/*/scsi_generic/* >/dev/null 2>&1; }
+# kernel_nodes: waits for usb-storage to take the stick back and sets blk2
+# and sg2 to its (new) nodes.
+kernel_nodes() {
+	rig_wait_for 20 node_back || fail "usb-storage did not take $iface back"
+	blk2=/dev/$(ls /sys/bus/usb/devices/"$iface"/host*/target*/*/block/ | head -n 1)
+	sg2=/dev/$(ls /sys/bus/usb/devices/"$iface"/host*/target*/*/scsi_generic/ | head -n 1)
+	rig_wait_for 10 test -b "$blk2" -a -c "$sg2" || fail "$blk2 or $sg2 did not appear"
+}
+kernel_nodes
+must dd if="$blk2" of=found.bin bs=65536 skip=128 count=16 iflag=direct status=none
+cmp after.bin found.bin || fail "data written over BOT is not on the stick seen through usb-storage"
+
+step "4 KiB and 64 KiB sequential reads: usb-storage's sg node and BOT"
+bench() { # bench DEVICE BS COUNT: "IOPS MB/s" of sanbridge bench
+	sanbridge bench --bs "$2" --count "$3" "$1" 2>&1 | tee -a bench.log |
+		sed -n 's/.*: \([0-9]*\) IOPS, \([0-9.]*\) MB\/s.*/\1 \2/p'
+}
+for round in 1 2 3; do
+	sg4=$(bench "$sg2" 4096 1000)
+	bot4=$(bench "usb:$iface" 4096 1000)
+	kernel_nodes
+	sg64=$(bench "$sg2" 65536 400)
+	bot64=$(bench "usb:$iface" 65536 400)
+	kernel_nodes
+	[ -n "$sg4" ] && [ -n "$bot4" ] && [ -n "$sg64" ] && [ -n "$bot64" ] || { cat bench.log; fail "sanbridge bench failed"; }
+	line="round $round: 4 KiB QD1 IOPS sg ${sg4% *} bot ${bot4% *}; 64 KiB MB/s sg ${sg64#* } bot ${bot64#* }"
+	echo "$line" | rig_show
+done
+cp bench.log "$RESULTS/$RIG_TEST.bench.log"
+rig_note "$line"
+exit 0
