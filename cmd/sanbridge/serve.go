@@ -98,7 +98,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, t := range cfg.Targets {
 		log.Info().Str("target", t.Name).Int("luns", len(t.LUNs)).Msg("exporting")
 	}
+	notify := newNotifier(log)
+	notify.Ready(fmt.Sprintf("serving %d target(s) on %d portal(s)", len(cfg.Targets), len(addrs)))
+	stopWatchdog := notify.StartWatchdog(ctx, nil)
+	stopReload := watchReload(ctx, notify, log, func() error { return checkReload(*config, stderr, log) })
+	stopNotify := context.AfterFunc(ctx, notify.Stopping)
 	err = b.Serve(ctx)
+	stopReload()
+	stopWatchdog()
+	if stopNotify() { // Serve ended on its own: the stop was not announced yet
+		notify.Stopping()
+	}
 	log.Info().Msg("stopped")
 	return err
 }
