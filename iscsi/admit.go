@@ -152,9 +152,16 @@ func (t *task) setResponse(r Response) {
 
 // releaseMemory gives the task's reservation back, once.
 func (s *Server) releaseMemory(t *task) {
-	if n := t.charge.Swap(0); n > 0 && t.ss != nil {
-		if s.mem.unreserve(&t.ss.mem, n) {
-			s.reopenWindows()
-		}
+	if t.ss != nil {
+		s.freeMemory(t.ss, t.charge.Swap(0))
+	}
+}
+
+// freeMemory gives n bytes of the session's reservations back and
+// reopens the windows withheld under pressure if it eased. The caller
+// holds no session lock.
+func (s *Server) freeMemory(ss *session, n int64) {
+	if n > 0 && s.mem.unreserve(&ss.mem, n) {
+		s.reopenWindows()
 	}
 }

@@ -9,13 +9,15 @@ import (
 // sessions of a server hold together. A command reserves its buffers'
 // size before anything is allocated, on the reading goroutine, without
 // ever waiting: when the reservation does not fit, the command is
-// answered TASK SET FULL at once. The rules, with fair = limit / the
-// sessions that hold memory or were refused since they last got some:
+// answered TASK SET FULL at once. The rules, with n the sessions that
+// hold memory or were refused since they last got some (counting the
+// one asking) and fair = limit / n:
 //
 //   - the total never exceeds limit;
-//   - above the high-water mark (3/4 of limit) only sessions holding
-//     less than fair get more, so that a newcomer finds room while a
-//     heavy session is throttled;
+//   - above the high-water mark (3/4 of limit) a session only gets more
+//     while it holds at most limit / (n+1), the share it would have if
+//     one more session came: so the last quarter stays free for
+//     newcomers and light sessions, whom a heavy one cannot crowd out;
 //   - no session holds more than max(fair, floor), except that a session
 //     holding nothing may always start one command.
 //
@@ -66,7 +68,7 @@ func (r refusal) String() string {
 	case refusedTotal:
 		return "memory budget exhausted"
 	case refusedHigh:
-		return "memory above the high-water mark and the session holds its fair share"
+		return "memory above the high-water mark, kept for sessions holding less"
 	case refusedShare:
 		return "session holds its share of the memory budget"
 	case refusedNever:
@@ -88,13 +90,19 @@ func (b *memBudget) setActiveLocked(sm *sessionMem) {
 	}
 }
 
-// fairLocked returns the fair share of sm's session; sm.mu held.
-func (b *memBudget) fairLocked(sm *sessionMem) int64 {
+// sharersLocked returns how many sessions share the budget, counting
+// sm's; sm.mu held.
+func (b *memBudget) sharersLocked(sm *sessionMem) int64 {
 	n := int64(b.active.Load())
 	if !sm.active {
 		n++
 	}
-	return b.limit / max(n, 1)
+	return max(n, 1)
+}
+
+// fairLocked returns the fair share of sm's session; sm.mu held.
+func (b *memBudget) fairLocked(sm *sessionMem) int64 {
+	return b.limit / b.sharersLocked(sm)
 }
 
 // reserve takes n bytes for the session, or says why not.
@@ -107,8 +115,8 @@ func (b *memBudget) reserve(sm *sessionMem, n int64) refusal {
 	}
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	fair := b.fairLocked(sm)
-	if sm.held > 0 && sm.held+n > max(fair, b.floor) {
+	sharers := b.sharersLocked(sm)
+	if sm.held > 0 && sm.held+n > max(b.limit/sharers, b.floor) {
 		return b.refuseLocked(sm, refusedShare)
 	}
 	for {
@@ -116,7 +124,7 @@ func (b *memBudget) reserve(sm *sessionMem, n int64) refusal {
 		if cur+n > b.limit {
 			return b.refuseLocked(sm, refusedTotal)
 		}
-		if cur+n > b.high && sm.held+n > fair {
+		if cur+n > b.high && sm.held+n > b.limit/(sharers+1) {
 			return b.refuseLocked(sm, refusedHigh)
 		}
 		if b.inflight.CompareAndSwap(cur, cur+n) {

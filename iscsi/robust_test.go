@@ -26,7 +26,10 @@ func loginPDU(isid byte) []byte {
 
 // FuzzSession logs in and then sends arbitrary bytes on the connection.
 // The server must neither panic nor hang: shutting it down afterwards
-// must finish promptly.
+// must finish promptly. Nor may it hold more command data than its
+// memory budget, whatever lengths the bytes announce: its own count must
+// stay within the budget, and the heap must not grow by more than the
+// budget plus a margin while the input runs.
 func FuzzSession(f *testing.F) {
 	f.Add(mustHex(f, goldenRead10))
 	f.Add(frameBytes(BHS{byte(OpSCSIDataOut), finalBit}, nil, []byte("abc"), false, false))
@@ -35,6 +38,10 @@ func FuzzSession(f *testing.F) {
 	f.Add(frameBytes(BHS{byte(OpLogoutReq) | immediateBit, finalBit}, nil, nil, false, false))
 	f.Add(frameBytes(BHS{byte(OpSNACKReq), finalBit}, nil, nil, false, false))
 	f.Add(frameBytes(BHS{byte(OpSCSICommand), scsiCmdWriteBit | 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0x10, 0}, nil, make([]byte, 512), false, false))
+	// READ(10) of 0xFFFF blocks with EDTL 4 GiB - 1, immediate and not.
+	f.Add(frameBytes(BHS{byte(OpSCSICommand), finalBit | scsiCmdReadBit | 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x28, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, nil, nil, false, false))
+	f.Add(frameBytes(BHS{byte(OpSCSICommand) | immediateBit, finalBit | scsiCmdReadBit | 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0x00, 0xf0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x28, 0, 0, 0, 0, 0, 0, 0, 8}, nil, nil, false, false))
+	const budget, margin = 8 << 20, 32 << 20
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		h := newMemHandler(64)
 		close(h.release)
@@ -42,6 +49,7 @@ func FuzzSession(f *testing.F) {
 			Portals: []Portal{{Listen: "127.0.0.1:0", Group: 1}},
 			Targets: StaticTargets{{Name: testIQN, Handler: h}},
 			Log:     zerolog.Nop(),
+			Limits:  Limits{Memory: budget, MaxTransfer: 4 << 20},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -62,6 +70,8 @@ func FuzzSession(f *testing.F) {
 				}
 			}
 		}()
+		base := heapObjects()
+		hs := startHeapSampler()
 		b.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		b.Write(loginPDU(1))
 		b.Write(raw)
@@ -71,6 +81,13 @@ func FuzzSession(f *testing.F) {
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Fatalf("server hung after input %x: %v", raw, err)
+		}
+		peak := hs.finish()
+		if st := srv.LimitStats(); st.MemoryPeak > budget || st.MemoryInFlight != 0 {
+			t.Fatalf("server held %d bytes at its peak (budget %d), %d still at the end", st.MemoryPeak, budget, st.MemoryInFlight)
+		}
+		if peak > base+budget+margin {
+			t.Fatalf("heap grew from %d to %d bytes: more than the %d budget + %d", base, peak, budget, margin)
 		}
 	})
 }

@@ -12,8 +12,14 @@ import "context"
 // not counted). It only takes the session's lock, never waits.
 func (ss *session) abortMatching(match func(*task) bool, w *abortWait) int {
 	n := 0
+	var freed int64
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
+	defer func() {
+		ss.mu.Unlock()
+		// After the lock: giving memory back may reopen windows, which
+		// takes the server's lock (ordered before the sessions').
+		ss.srv.freeMemory(ss, freed)
+	}()
 	for itt, t := range ss.tasks {
 		if t.state == taskDone || !match(t) {
 			continue
@@ -47,7 +53,9 @@ func (ss *session) abortMatching(match func(*task) bool, w *abortWait) int {
 		}
 		// Collecting or queued: never reaches the handler. The serve
 		// goroutine may still hold a pointer, so the task is left to the
-		// garbage collector rather than the pool.
+		// garbage collector rather than the pool; its memory reservation
+		// is given back (once: see releaseMemory).
+		freed += t.charge.Swap(0)
 		delete(ss.tasks, itt)
 		if !t.immediate {
 			ss.release()
