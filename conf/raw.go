@@ -97,7 +97,17 @@ type rawDevice struct {
 	Path       hcl.Expression `hcl:"path,optional"`
 	AllowInUse hcl.Expression `hcl:"allow_in_use,optional"`
 	ReadOnly   hcl.Expression `hcl:"read_only,optional"`
+	USB        []*rawUSB      `hcl:"usb,block"`
 	DefRange   hcl.Range      `hcl:",def_range"`
+}
+
+type rawUSB struct {
+	VID      hcl.Expression `hcl:"vid,optional"`
+	PID      hcl.Expression `hcl:"pid,optional"`
+	Serial   hcl.Expression `hcl:"serial,optional"`
+	Path     hcl.Expression `hcl:"path,optional"`
+	LUN      hcl.Expression `hcl:"lun,optional"`
+	DefRange hcl.Range      `hcl:",def_range"`
 }
 
 type rawEmulated struct {

@@ -280,9 +280,40 @@ type Device struct {
 	// ReadOnly write-protects the device: every LUN that maps it is
 	// read-only, and the gateway refuses commands that write.
 	ReadOnly bool `json:"read_only,omitempty"`
+	// USB, instead of WWN, Serial and Path, selects a logical unit of a
+	// USB mass-storage device that the gateway drives itself over the
+	// Bulk-Only Transport (the kernel's usb-storage or uas driver is
+	// detached from it meanwhile).
+	USB *USB `json:"usb,omitempty"`
 
 	// DeclRange is where the device block is defined.
 	DeclRange hcl.Range `json:"-"`
+}
+
+// USB selects a USB mass-storage interface as `sanbridge scan --usb`
+// shows it, and a logical unit behind it. Every selector given must
+// match, and exactly one interface must match them all.
+type USB struct {
+	// VendorID and ProductID are idVendor and idProduct, four lower-case
+	// hex digits ("46f4"); empty matches any.
+	VendorID  string `json:"vid,omitempty"`
+	ProductID string `json:"pid,omitempty"`
+	// Serial is the device's USB serial number string.
+	Serial string `json:"serial,omitempty"`
+	// Path is the bus path of the interface ("2-1:1.0") or of the device
+	// ("2-1", its first Bulk-Only interface); it holds while the device
+	// stays in its port.
+	Path string `json:"path,omitempty"`
+	// LUN is the logical unit behind the interface, 0 to 15.
+	LUN int `json:"lun"`
+
+	// DeclRange is where the usb block is defined.
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Identity is the selector in one string, for duplicate detection.
+func (u *USB) Identity() string {
+	return u.VendorID + ":" + u.ProductID + ":" + u.Serial + ":" + u.Path + ":" + strconv.Itoa(u.LUN)
 }
 
 // Portal returns the portal with the given name, or nil.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -668,10 +669,83 @@ func (r *resolver) device(rd *rawDevice) *Device {
 			r.useIdentity(id.kind, id.value, rd.DefRange)
 		}
 	}
-	if !present(rd.WWN) && !present(rd.Serial) && !present(rd.Path) {
-		r.errorf(rd.DefRange, "Missing device selector", `A device block selects the device with wwn, serial or path (as sanbridge scan shows them), for example device { wwn = "naa.5000c50015ea71a0" }.`)
+	scsi := present(rd.WWN) || present(rd.Serial) || present(rd.Path)
+	for i, ru := range rd.USB {
+		switch {
+		case i > 0:
+			r.errorf(ru.DefRange, "Duplicate usb block", "A device block holds one usb block; the first is at %s.", rd.USB[0].DefRange)
+		case scsi:
+			r.errorf(ru.DefRange, "Mixed device selectors", `A device block selects a SCSI device (wwn, serial, path) or a USB mass-storage device (usb { ... }), not both.`)
+		default:
+			d.USB = r.usb(ru)
+		}
+	}
+	if !scsi && len(rd.USB) == 0 {
+		r.errorf(rd.DefRange, "Missing device selector", `A device block selects the device with wwn, serial or path (as sanbridge scan shows them), for example device { wwn = "naa.5000c50015ea71a0" }, or a USB mass-storage device with usb { vid, pid, serial, path } (as sanbridge scan --usb shows them).`)
 	}
 	return d
+}
+
+var (
+	reUSBID   = regexp.MustCompile(`^(0x)?[0-9a-fA-F]{1,4}$`)
+	reUSBPath = regexp.MustCompile(`^[1-9][0-9]{0,2}-[1-9][0-9]{0,2}(\.[1-9][0-9]{0,2}){0,6}(:[1-9][0-9]{0,2}\.[0-9]{1,3})?$`)
+)
+
+// usb resolves the usb block of a device block.
+func (r *resolver) usb(ru *rawUSB) *USB {
+	u := &USB{DeclRange: ru.DefRange}
+	bad := false
+	for _, id := range []struct {
+		expr hcl.Expression
+		name string
+		dst  *string
+	}{{ru.VID, "vid", &u.VendorID}, {ru.PID, "pid", &u.ProductID}} {
+		v, st := r.str(id.expr, id.name)
+		bad = bad || st == attrBad
+		if st != attrOK {
+			continue
+		}
+		if !reUSBID.MatchString(v) {
+			bad = true
+			r.errorf(id.expr.Range(), "Invalid "+id.name, `%s is the 16-bit USB ID in hex as sanbridge scan --usb shows it, for example "46f4"; it is %q.`, id.name, v)
+			continue
+		}
+		n, _ := strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 16)
+		*id.dst = fmt.Sprintf("%04x", n)
+	}
+	if s, st := r.str(ru.Serial, "serial"); st != attrAbsent {
+		if strings.TrimSpace(s) == "" {
+			bad = true
+			if st == attrOK {
+				r.errorf(ru.Serial.Range(), "Invalid serial", "serial is empty; give the USB serial number sanbridge scan --usb shows, or leave it out.")
+			}
+		} else {
+			u.Serial = strings.TrimSpace(s)
+		}
+	}
+	if p, st := r.str(ru.Path, "path"); st != attrAbsent {
+		if !reUSBPath.MatchString(p) {
+			bad = true
+			if st == attrOK {
+				r.errorf(ru.Path.Range(), "Invalid path", `path is a USB bus path as sanbridge scan --usb shows it: the interface ("2-1:1.0") or the device ("2-1", "1-1.4"); it is %q.`, p)
+			}
+		} else {
+			u.Path = p
+		}
+	}
+	if n, st := r.integer(ru.LUN, "lun", 0, 15); st == attrOK {
+		u.LUN = int(n)
+	} else {
+		bad = bad || st == attrBad
+	}
+	if !present(ru.VID) && !present(ru.PID) && !present(ru.Serial) && !present(ru.Path) {
+		r.errorf(ru.DefRange, "Missing usb selector", `A usb block selects the device with vid, pid, serial or path (as sanbridge scan --usb shows them), for example usb { vid = "0781" pid = "5567" serial = "4C530001230913117134" }.`)
+		return u
+	}
+	if !bad {
+		r.useIdentity("usb", u.Identity(), ru.DefRange)
+	}
+	return u
 }
 
 // emulated resolves an emulated backend block.

@@ -200,6 +200,20 @@ target "iqn.2026-11.io.sanbridge:reference" {
 
       # read_only: optional, default false. See backend above.
       read_only = false
+
+      # usb: instead of wwn, serial and path, a logical unit of a USB
+      # mass-storage device that sanbridge drives itself over the
+      # Bulk-Only Transport, without the kernel's usb-storage/uas driver
+      # (detached while sanbridge holds the device; needs a build with USB
+      # support, see sanbridge scan --usb). Every selector given must
+      # match, and exactly one interface must match them all.
+      # usb {
+      #   vid    = "0781"                 # idVendor, hex
+      #   pid    = "5567"                 # idProduct, hex
+      #   serial = "4C530001230913117134" # the device's serial string
+      #   path   = "1-4.2:1.0"            # bus path of the interface or device
+      #   lun    = 0                      # optional, default 0 (0-15)
+      # }
     }
   }
 
