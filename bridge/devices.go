@@ -11,21 +11,57 @@ import (
 
 	"github.com/sanbridge/sanbridge/conf"
 	"github.com/sanbridge/sanbridge/sgio"
+	"github.com/sanbridge/sanbridge/sgio/bot"
 	"github.com/sanbridge/sanbridge/sgio/discover"
 )
 
-// inventory scans the local SCSI devices once, on first use.
+// inventory scans the local SCSI devices (and USB mass-storage
+// interfaces) once, on first use, and remembers which USB interfaces are
+// open through their sg nodes or over the Bulk-Only transport.
 type inventory struct {
 	once sync.Once
 	devs []discover.Device
 	err  error
 	scan func() ([]discover.Device, error)
+
+	usbOnce sync.Once
+	usb     []discover.USBInterface
+	usbErr  error
+	scanUSB func() ([]discover.USBInterface, error)
+
+	mu  sync.Mutex
+	sg  map[string]bool           // USB interfaces opened through an sg node
+	bot map[string]*bot.Transport // USB interfaces opened over the Bulk-Only transport
 }
 
 func newInventory(log zerolog.Logger) *inventory {
 	return &inventory{scan: func() ([]discover.Device, error) {
 		return discover.Scan(context.Background(), discover.Config{Open: discover.OpenSG, Logger: log})
+	}, scanUSB: func() ([]discover.USBInterface, error) {
+		return discover.ScanUSB(discover.Config{})
 	}}
+}
+
+func (inv *inventory) usbInterfaces() ([]discover.USBInterface, error) {
+	inv.usbOnce.Do(func() { inv.usb, inv.usbErr = inv.scanUSB() })
+	return inv.usb, inv.usbErr
+}
+
+// claimSG records that an sg node of USB interface iface is opened, and
+// refuses when the interface is open over the Bulk-Only transport, which
+// detached the kernel driver and its sg nodes: the same logical unit
+// must not be reachable both ways.
+func (inv *inventory) claimSG(iface string) error {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.bot[iface] != nil {
+		return fmt.Errorf("USB interface %s is already opened over the Bulk-Only transport (usb { }); its sg nodes are gone", iface)
+	}
+	if inv.sg == nil {
+		inv.sg = map[string]bool{}
+	}
+	inv.sg[iface] = true
+	return nil
 }
 
 func (inv *inventory) devices() ([]discover.Device, error) {
@@ -108,6 +144,9 @@ func describe(sel *conf.Device) string {
 // openDevice opens the device sel selects for pass-through, and returns
 // its identity key: its WWN, else its serial number, else name.
 func openDevice(sel *conf.Device, name string, inv *inventory, log zerolog.Logger) (sgio.Device, string, error) {
+	if sel.USB != nil {
+		return openUSB(sel, inv, log)
+	}
 	devs, err := inv.devices()
 	if err != nil {
 		return nil, "", fmt.Errorf("scanning devices: %w", err)
@@ -122,6 +161,11 @@ func openDevice(sel *conf.Device, name string, inv *inventory, log zerolog.Logge
 		key = d.Identity.WWN
 	case d.Identity.Serial != "":
 		key = "serial:" + d.Identity.Serial
+	}
+	if d.Transport.Kind == discover.TransportUSB && d.Transport.HostPath != "" {
+		if err := inv.claimSG(d.Transport.HostPath); err != nil {
+			return nil, "", err
+		}
 	}
 	dev, err := sgio.Open(d.SG, sgio.WithLogger(log))
 	if err != nil {
