@@ -16,6 +16,7 @@ type rawFile struct {
 	Groups    []*rawGroup    `hcl:"initiator_group,block"`
 	Backends  []*rawBackend  `hcl:"backend,block"`
 	Targets   []*rawTarget   `hcl:"target,block"`
+	Cluster   *rawCluster    `hcl:"cluster,block"`
 }
 
 type rawGroup struct {
@@ -30,6 +31,7 @@ type rawBackend struct {
 	NameRange hcl.Range      `hcl:"name,label_range"`
 	Emulated  []*rawEmulated `hcl:"emulated,block"`
 	Device    []*rawDevice   `hcl:"device,block"`
+	Shared    hcl.Expression `hcl:"shared,optional"`
 	DefRange  hcl.Range      `hcl:",def_range"`
 }
 

@@ -63,6 +63,9 @@ type Config struct {
 	Backends []Backend `json:"backends"`
 	// Targets are the exported targets, in file order.
 	Targets []Target `json:"targets"`
+	// Cluster, when non-nil, makes this gateway one of several serving
+	// the shared backends ([Backend.Shared]) as one SCSI target device.
+	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
 // InitiatorGroup is a named set of initiators that share LUN maps: each
@@ -97,6 +100,10 @@ type Backend struct {
 	Emulated *Emulated `json:"emulated,omitempty"`
 	// Device is a local SCSI device whose commands pass through.
 	Device *Device `json:"device,omitempty"`
+	// Shared marks a backend that every gateway of the cluster serves:
+	// one logical unit with its reservations kept in etcd. Only named
+	// backends may be shared, and only with a [Cluster].
+	Shared bool `json:"shared,omitempty"`
 
 	// DeclRange is where the backend block (or the inline emulated or
 	// device block) is defined.

@@ -86,6 +86,17 @@ initiator_group "cluster" {
 # serial or path, or two emulated blocks with the same file, are an error
 # (define a backend and map it wherever it is needed).
 backend "shelf1" {
+  # shared: optional, default false; needs a cluster block (below). Every
+  # gateway of the cluster serves this backend as one logical unit: the
+  # same device (a dual-ported disk, an FC LUN seen by each gateway) or
+  # the same file on a shared file system, with the same backend name on
+  # every gateway. Its persistent and SPC-2 reservations live in etcd,
+  # unit attentions and PREEMPT AND ABORT reach every gateway, and a
+  # gateway that loses etcd stops admitting commands for it (NOT READY,
+  # ASYMMETRIC ACCESS STATE TRANSITION, which initiators retry) until it
+  # has caught up. Only backend blocks can be shared, not inline ones.
+  shared = true
+
   device {
     wwn = "naa.5000c50015ea71b4"
 
@@ -247,4 +258,78 @@ target "iqn.2026-11.io.sanbridge:reference" {
       }
     }
   }
+}
+
+# cluster: optional, at most one. Makes this gateway one of several in
+# front of the same devices (dual-ported SAS disks, FC arrays with two
+# controllers), so hosts can use multipath across the gateways: every
+# gateway answers for the shared backends as one SCSI target device. The
+# cluster's state is kept in etcd (v3 API, 3.4 or later).
+cluster {
+  # node_id: required. This gateway's name among the members: letters,
+  # digits, '_' and '-', starting with a letter or digit, at most 64
+  # bytes, unique in the cluster.
+  node_id = "gw-a"
+
+  # port_group: required unless node_id is a number from 1 to 255 (which
+  # then serves as port_group). The target port group of this gateway's
+  # ports (REPORT TARGET PORT GROUPS), 1 to 255, different on every
+  # gateway. The relative target port identifiers of its ports are
+  # port_group*256 + 1, + 2, ... (each target in each portal group it
+  # uses, at most 255). Give each gateway's portals their own portal
+  # group tags too (portal.group), so that target port names
+  # ("target,t,0xTAG") differ between gateways: a gateway refuses to join
+  # a cluster where another member uses one of its port names.
+  port_group = 1
+
+  # endpoints: required. etcd's client URLs, scheme, host and port only;
+  # https needs a tls block.
+  endpoints = ["https://10.0.0.1:2379", "https://10.0.0.2:2379", "https://10.0.0.3:2379"]
+
+  # tls: optional. TLS to etcd; an empty block uses the system's root
+  # certificates. Paths are absolute.
+  tls {
+    # ca_file: optional. The certificates that sign etcd's server
+    # certificates.
+    ca_file = "/etc/sanbridge/etcd-ca.pem"
+
+    # cert_file, key_file: optional, both or neither. A client
+    # certificate for etcd's client certificate authentication.
+    cert_file = "/etc/sanbridge/etcd-client.pem"
+    key_file  = "/etc/sanbridge/etcd-client-key.pem"
+
+    # server_name: optional. The name checked in etcd's certificates
+    # instead of the endpoint's host.
+    # server_name = "etcd.example.com"
+  }
+
+  # username, password: optional, both or neither. etcd's user
+  # authentication. The password never appears in logs or in
+  # `sanbridge check` output.
+  username = "sanbridge"
+  password = "etcd-Password-1"
+
+  # lease_ttl: optional, default "10s". A whole number of seconds from 2s
+  # to 5m. The gateway renews its membership lease in etcd; when it could
+  # not for this long it stops admitting commands on shared backends
+  # (NOT READY, ASYMMETRIC ACCESS STATE TRANSITION) and the other gateways
+  # report its port group unavailable. A PERSISTENT RESERVE OUT waits at
+  # most this long for a gateway that does not confirm it.
+  lease_ttl = "10s"
+
+  # prefix: optional, default "/sanbridge/". The start of every key this
+  # cluster keeps in etcd; clusters sharing one etcd need their own.
+  prefix = "/sanbridge/"
+
+  # alua: optional, default "implicit". "implicit": the gateways set the
+  # asymmetric access states themselves (INQUIRY TPGS 01b): active/
+  # optimized on every healthy gateway, unavailable or transitioning on
+  # one that lost etcd. "explicit": initiators may also set them with SET
+  # TARGET PORT GROUPS (TPGS 11b).
+  alua = "implicit"
+
+  # preferred: optional, default false. Marks this gateway's port group
+  # preferred: while a preferred group is healthy the other groups are
+  # reported active/non-optimized, so multipath sends I/O here.
+  preferred = false
 }
