@@ -86,6 +86,8 @@ const (
 	ASCNotReadyFormatInProgress    ASC = 0x0404
 	ASCNotReadySanitizeInProgress  ASC = 0x041b
 	ASCLUCommunicationFailure      ASC = 0x0800
+	ASCLUCommunicationTimeout      ASC = 0x0801
+	ASCLUCommunicationParity       ASC = 0x0802
 	ASCWriteError                  ASC = 0x0c00
 	ASCInvalidFieldInIU            ASC = 0x0e03
 	ASCUnrecoveredReadError        ASC = 0x1100
@@ -103,6 +105,7 @@ const (
 	ASCWriteProtected              ASC = 0x2700
 	ASCHardwareWriteProtected      ASC = 0x2701
 	ASCSoftwareWriteProtected      ASC = 0x2702
+	ASCSpaceAllocFailedWP          ASC = 0x2707
 	ASCNotReadyToReadyChange       ASC = 0x2800
 	ASCPowerOnOrReset              ASC = 0x2900
 	ASCPowerOnOccurred             ASC = 0x2901
@@ -125,6 +128,7 @@ const (
 	ASCInquiryDataChanged          ASC = 0x3f03
 	ASCReportedLUNsDataChanged     ASC = 0x3f0e
 	ASCInternalTargetFailure       ASC = 0x4400
+	ASCSCSIParityError             ASC = 0x4700
 	ASCProtocolServiceCRCError     ASC = 0x4705
 	ASCInitiatorDetectedError      ASC = 0x4800
 	ASCInvalidMessageError         ASC = 0x4900
@@ -132,6 +136,7 @@ const (
 	ASCDataOffsetError             ASC = 0x4b05
 	ASCOverlappedCommands          ASC = 0x4e00
 	ASCMediumRemovalPrevented      ASC = 0x5302
+	ASCInsufficientResources       ASC = 0x5503
 	ASCInsufficientRegResources    ASC = 0x5504
 )
 
@@ -144,6 +149,8 @@ var ascNames = map[ASC]string{
 	ASCNotReadyFormatInProgress:    "LOGICAL UNIT NOT READY, FORMAT IN PROGRESS",
 	ASCNotReadySanitizeInProgress:  "LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS",
 	ASCLUCommunicationFailure:      "LOGICAL UNIT COMMUNICATION FAILURE",
+	ASCLUCommunicationTimeout:      "LOGICAL UNIT COMMUNICATION TIME-OUT",
+	ASCLUCommunicationParity:       "LOGICAL UNIT COMMUNICATION PARITY ERROR",
 	ASCWriteError:                  "WRITE ERROR",
 	ASCInvalidFieldInIU:            "INVALID FIELD IN COMMAND INFORMATION UNIT",
 	ASCUnrecoveredReadError:        "UNRECOVERED READ ERROR",
@@ -161,6 +168,7 @@ var ascNames = map[ASC]string{
 	ASCWriteProtected:              "WRITE PROTECTED",
 	ASCHardwareWriteProtected:      "HARDWARE WRITE PROTECTED",
 	ASCSoftwareWriteProtected:      "LOGICAL UNIT SOFTWARE WRITE PROTECTED",
+	ASCSpaceAllocFailedWP:          "SPACE ALLOCATION FAILED WRITE PROTECT",
 	ASCNotReadyToReadyChange:       "NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED",
 	ASCPowerOnOrReset:              "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED",
 	ASCPowerOnOccurred:             "POWER ON OCCURRED",
@@ -183,6 +191,7 @@ var ascNames = map[ASC]string{
 	ASCInquiryDataChanged:          "INQUIRY DATA HAS CHANGED",
 	ASCReportedLUNsDataChanged:     "REPORTED LUNS DATA HAS CHANGED",
 	ASCInternalTargetFailure:       "INTERNAL TARGET FAILURE",
+	ASCSCSIParityError:             "SCSI PARITY ERROR",
 	ASCProtocolServiceCRCError:     "PROTOCOL SERVICE CRC ERROR",
 	ASCInitiatorDetectedError:      "INITIATOR DETECTED ERROR MESSAGE RECEIVED",
 	ASCInvalidMessageError:         "INVALID MESSAGE ERROR",
@@ -190,6 +199,7 @@ var ascNames = map[ASC]string{
 	ASCDataOffsetError:             "DATA OFFSET ERROR",
 	ASCOverlappedCommands:          "OVERLAPPED COMMANDS ATTEMPTED",
 	ASCMediumRemovalPrevented:      "MEDIUM REMOVAL PREVENTED",
+	ASCInsufficientResources:       "INSUFFICIENT RESOURCES",
 	ASCInsufficientRegResources:    "INSUFFICIENT REGISTRATION RESOURCES",
 }
 

@@ -168,7 +168,13 @@ func (s *Sense) AppendFixed(dst []byte) []byte {
 // SKSV), a field replaceable unit descriptor (when FRU is non-zero) and a
 // block commands descriptor (when ILI) or stream commands descriptor (when
 // Filemark or EOM).
-func (s *Sense) AppendDescriptor(dst []byte) []byte {
+func (s *Sense) AppendDescriptor(dst []byte) []byte { return s.appendDescriptor(dst, false) }
+
+// appendDescriptor is AppendDescriptor; with stream set, FILEMARK, EOM
+// and ILI always travel in the stream commands descriptor (SSC-4 4.2.22:
+// sequential-access devices report ILI there, not in the block commands
+// descriptor of SBC).
+func (s *Sense) appendDescriptor(dst []byte, stream bool) []byte {
 	start := len(dst)
 	code := RespDescriptorCurrent
 	if s.Deferred {
@@ -194,7 +200,7 @@ func (s *Sense) AppendDescriptor(dst []byte) []byte {
 		dst = append(dst, descFRU, 0x02, 0, s.FRU)
 	}
 	switch {
-	case s.Filemark || s.EOM:
+	case s.Filemark || s.EOM || stream && s.ILI:
 		var f byte
 		if s.Filemark {
 			f |= 0x80
@@ -382,4 +388,41 @@ func parseDescriptor(s *Sense, d []byte) {
 			s.ILI = d[3]&0x20 != 0
 		}
 	}
+}
+
+// ConvertSense re-encodes sense data b in descriptor format (descriptor
+// set) or fixed format, as the D_SENSE bit of the Control mode page asks
+// (SPC-4 4.5.1, 7.5.8). The conversion keeps every field both formats
+// carry: sense key, ASC/ASCQ, current or deferred, INFORMATION with its
+// VALID bit, COMMAND-SPECIFIC INFORMATION, the sense-key-specific bytes,
+// the FRU code and FILEMARK, EOM and ILI; stream selects the stream
+// commands descriptor for ILI (sequential-access devices). What one
+// format cannot carry is lost as SPC-4 4.5.3 says: an INFORMATION value
+// wider than 32 bits clears VALID in fixed format, and descriptors other
+// than those above (vendor-specific ones, ATA status return, progress
+// indication) and the additional bytes after byte 17 of fixed format
+// are dropped. Sense data already in the wanted format, and data that
+// does not parse, are returned as they are (b itself, not a copy).
+func ConvertSense(b []byte, descriptor, stream bool) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	code := b[0] & 0x7f
+	isDesc := code == RespDescriptorCurrent || code == RespDescriptorDeferred
+	if isDesc == descriptor {
+		return b
+	}
+	s, err := ParseSense(b)
+	if err != nil {
+		return b
+	}
+	if descriptor {
+		return s.appendDescriptor(make([]byte, 0, 48), stream)
+	}
+	return s.AppendFixed(make([]byte, 0, FixedSenseLen))
+}
+
+// IsDescriptorSense reports whether b is descriptor-format sense data.
+func IsDescriptorSense(b []byte) bool {
+	return len(b) > 0 && (b[0]&0x7f == RespDescriptorCurrent || b[0]&0x7f == RespDescriptorDeferred)
 }

@@ -204,3 +204,70 @@ func FuzzParseSense(f *testing.F) {
 		_ = s.String()
 	})
 }
+
+// TestConvertSenseRoundTrip: fixed -> descriptor -> fixed and descriptor
+// -> fixed -> descriptor keep every field both formats carry.
+func TestConvertSenseRoundTrip(t *testing.T) {
+	cases := []Sense{
+		NewSense(SenseNotReady, ASCMediumNotPresent),
+		{Key: SenseMiscompare, ASC: ASCMiscompareDuringVerify, InfoValid: true, Info: 4097},
+		{Key: SenseMediumError, ASC: ASCUnrecoveredReadError, Deferred: true, FRU: 3, CommandInfo: 7, InfoValid: true, Info: 0xfffffffe},
+		{Key: SenseNoSense, ILI: true, InfoValid: true, Info: 12},
+		{Key: SenseNoSense, Filemark: true, InfoValid: true, Info: 1},
+		{Key: SenseMediumError, EOM: true, ILI: true, InfoValid: true, Info: 3, ASC: NewASC(0x00, 0x02)},
+		{Key: SenseBlankCheck, EOM: true, ASC: NewASC(0x00, 0x05)},
+		FieldPointerSense(ASCInvalidFieldInParamList, false, 24, -1),
+		FieldPointerSense(ASCInvalidFieldInCDB, true, 2, 5),
+		{Key: SenseNotReady, ASC: ASCNotReadyFormatInProgress, SKSV: true, SKS: [3]byte{0, 0x80, 0}},
+		{Key: SenseRecoveredError, ASC: NewASC(0x17, 0x01), InfoValid: false, Info: 77},
+	}
+	for _, s := range cases {
+		for _, stream := range []bool{false, true} {
+			fixed := s.AppendFixed(nil)
+			desc := ConvertSense(fixed, true, stream)
+			if !IsDescriptorSense(desc) {
+				t.Fatalf("%v: not descriptor: % x", s, desc)
+			}
+			d, err := ParseSense(desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := s
+			want.Descriptor = true
+			if d != want {
+				t.Errorf("fixed->descriptor (stream %v)\n got %+v\nwant %+v\nbytes % x", stream, d, want, desc)
+			}
+			if stream && s.ILI && !s.Filemark && !s.EOM {
+				// SSC-4: ILI in the stream commands descriptor.
+				if !bytes.Contains(desc[8:], []byte{0x04, 0x02, 0, 0x20}) {
+					t.Errorf("stream ILI not in a stream commands descriptor: % x", desc)
+				}
+			}
+			back := ConvertSense(desc, false, stream)
+			if !bytes.Equal(back, fixed) {
+				t.Errorf("descriptor->fixed\n got % x\nwant % x", back, fixed)
+			}
+		}
+	}
+}
+
+// TestConvertSenseLimits: what fixed format cannot carry, and inputs
+// returned untouched.
+func TestConvertSenseLimits(t *testing.T) {
+	wide := Sense{Key: SenseMediumError, ASC: ASCUnrecoveredReadError, InfoValid: true, Info: 1 << 40}
+	f, err := ParseSense(ConvertSense(wide.AppendDescriptor(nil), false, false))
+	if err != nil || f.InfoValid || f.Key != SenseMediumError || f.ASC != ASCUnrecoveredReadError {
+		t.Fatalf("64-bit information in fixed format: %+v %v", f, err)
+	}
+	same := FixedSense(SenseIllegalRequest, ASCInvalidOpcode)
+	if got := ConvertSense(same, false, false); &got[0] != &same[0] {
+		t.Fatal("fixed to fixed copied")
+	}
+	bad := []byte{0x7e, 1, 2}
+	if got := ConvertSense(bad, true, false); &got[0] != &bad[0] {
+		t.Fatal("unknown format converted")
+	}
+	if got := ConvertSense(nil, true, false); got != nil {
+		t.Fatal("nil converted")
+	}
+}
