@@ -35,6 +35,10 @@ type LU struct {
 	pr    *PR
 	prOut chan struct{} // a one-slot lock serializing PR OUT (abortable)
 
+	// shared connects a logical unit several gateways serve to the
+	// others (alua.go); nil for a logical unit of this gateway alone.
+	shared Shared
+
 	mu      sync.Mutex
 	itls    map[*itl]struct{}    // attached I_T_L nexuses that see the LU
 	targets map[*Target]struct{} // targets whose registry holds the LU

@@ -48,6 +48,13 @@ func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response
 			return r
 		}
 	}
+	if lu.shared != nil {
+		// Several gateways serve lu: the access state, REPORT/SET TARGET
+		// PORT GROUPS and PR OUT across gateways (alua.go).
+		if r, ok := lu.sharedStage(ctx, n, cmd); ok {
+			return r
+		}
+	}
 	if conflicts(n, lu, cdb) {
 		return iscsi.Response{Status: scsi.ReservationConflict}
 	}
