@@ -361,3 +361,140 @@ rig_tree() {
 rig_sums() {
 	(cd "$1" && find . -type f | LC_ALL=C sort | xargs sha256sum)
 }
+
+# ---- several initiator names (open-iscsi ifaces) ---------------------------
+
+# rig_iface_new IFACE INITIATOR: an open-iscsi iface (TCP) whose sessions log
+# in with the iSCSI name INITIATOR (discovery through it too).
+rig_iface_new() {
+	iscsiadm -m iface -I "$1" -o new >/dev/null &&
+		iscsiadm -m iface -I "$1" -o update -n iface.transport_name -v tcp >/dev/null &&
+		iscsiadm -m iface -I "$1" -o update -n iface.initiatorname -v "$2" >/dev/null
+}
+
+# rig_iface_delete IFACE: forgets the iface (log out of its sessions first).
+rig_iface_delete() {
+	iscsiadm -m iface -I "$1" -o delete >/dev/null 2>&1
+	rm -f "/etc/iscsi/ifaces/$1"
+}
+
+# rig_discover_iface IFACE [PORTAL]: SendTargets discovery as IFACE's
+# initiator; prints "portal,tpgt iqn" lines and keeps no records (make them
+# with rig_node_iface).
+rig_discover_iface() {
+	iscsiadm -m discovery -t sendtargets -p "${2:-$RIG_PORTAL}" -I "$1" -o nonpersistent
+}
+
+# rig_node_iface IQN IFACE: the node record of IQN through IFACE.
+rig_node_iface() {
+	iscsiadm -m node -o new -T "$1" -p "$RIG_PORTAL" -I "$2" >/dev/null
+}
+
+# rig_login_iface IQN IFACE / rig_logout_iface IQN IFACE
+rig_login_iface() {
+	iscsiadm -m node -T "$1" -p "$RIG_PORTAL" -I "$2" --login
+}
+rig_logout_iface() {
+	iscsiadm -m node -T "$1" -p "$RIG_PORTAL" -I "$2" --logout
+}
+
+# rig_session_dir_iface IQN IFACE: the /sys/class/iscsi_session entry of the
+# session to IQN through IFACE.
+rig_session_dir_iface() {
+	for _s in /sys/class/iscsi_session/session*; do
+		[ -e "$_s/targetname" ] || continue
+		[ "$(cat "$_s/targetname")" = "$1" ] || continue
+		[ "$(cat "$_s/ifacename" 2>/dev/null)" = "$2" ] && { echo "$_s"; return 0; }
+	done
+	return 1
+}
+
+# rig_session_luns SESSION_DIR: the LUN numbers the kernel attached in that
+# session, sorted, one a line.
+rig_session_luns() {
+	for _d in "$(readlink -f "$1/device")"/target*/*:*:*:*; do
+		[ -e "$_d/scsi_generic" ] && echo "${_d##*:}"
+	done | sort -n
+}
+
+# rig_session_sg SESSION_DIR LUN / rig_session_disk SESSION_DIR LUN: the sg
+# (sgN) or block (sdX) device of LUN in that session; waits up to 20 s.
+rig_session_sg() {
+	rig_wait_for 20 _rig_session_node "$1" "$2" scsi_generic && _rig_session_node "$1" "$2" scsi_generic
+}
+rig_session_disk() {
+	rig_wait_for 20 _rig_session_node "$1" "$2" block && _rig_session_node "$1" "$2" block
+}
+_rig_session_node() { # SESSION_DIR LUN CLASS
+	for _d in "$(readlink -f "$1/device")"/target*/*:*:*:"$2"/"$3"/*; do
+		[ -e "$_d" ] && { echo "${_d##*/}"; return 0; }
+	done
+	return 1
+}
+
+# rig_passthrough_config IQN DEVICE: prints a config that serves the local
+# SCSI device DEVICE (a /dev path) as LUN 0 of target IQN on $RIG_PORTAL.
+rig_passthrough_config() {
+	cat <<CFG
+portal "lo" {
+  listen = "$RIG_PORTAL"
+}
+target "$1" {
+  lun "0" {
+    device {
+      path = "$2"
+    }
+  }
+}
+CFG
+}
+
+# ---- iscsi-test-cu logs ----------------------------------------------------
+
+# rig_cu_results LOG: one line per test of an iscsi-test-cu log,
+# "SUITE.TEST RESULT" with RESULT pass|skip|fail (unknown when the log has
+# none). CUnit counts [SKIPPED] tests as passed: the outcome is the first
+# bare "passed"/"FAILED" after "Test: NAME ..."; a "[SKIPPED]" message before
+# it turns a pass into a skip.
+rig_cu_results() {
+	awk '
+		function finish() { if (cur != "") { print cur, (res == "" ? "unknown" : res); cur = "" } }
+		/^Suite: / { finish(); suite = $2; next }
+		/^Run Summary/ { finish(); next }
+		/^  Test: / {
+			finish()
+			name = $0; sub(/^  Test: /, "", name); sub(/ \.\.\..*/, "", name)
+			cur = suite "." name; res = ""; skipped = 0
+		}
+		cur != "" && res == "" {
+			# Blank out [TAGS] keeping positions; a [SKIPPED] counts only
+			# before the result (suite cleanup prints some after "passed").
+			line = $0
+			s = index(line, "[SKIPPED]")
+			while (match(line, /\[[A-Z]+\]/)) {
+				blank = substr(line, RSTART, RLENGTH)
+				gsub(/./, " ", blank)
+				line = substr(line, 1, RSTART - 1) blank substr(line, RSTART + RLENGTH)
+			}
+			if (match(line, /(^|[ .])(passed|FAILED)([ ]|$)/)) {
+				if (s > 0 && s < RSTART + 1) skipped = 1
+				res = (substr(line, RSTART, RLENGTH) ~ /FAILED/) ? "fail" : (skipped ? "skip" : "pass")
+			} else if (s > 0) skipped = 1
+		}
+		END { finish() }
+	' "$1"
+}
+
+# rig_cu_check LOG RESULTS: fails the test when the parsed RESULTS (from
+# rig_cu_results) disagree with CUnit's own counts in LOG.
+rig_cu_check() {
+	_total=$(wc -l <"$2")
+	_failn=$(grep -c ' fail$' "$2")
+	_unknown=$(grep -c ' unknown$' "$2")
+	_ran=$(awk '$1 == "tests" { n += $3 } END { print n + 0 }' "$1")
+	_cufail=$(awk '$1 == "tests" { n += $5 } END { print n + 0 }' "$1")
+	[ "$_total" -gt 0 ] || fail "no test results in the iscsi-test-cu log $1"
+	[ "$_unknown" = 0 ] || fail "$_unknown tests without a result in $1"
+	[ "$_ran" = "$_total" ] || fail "$1: parsed $_total tests but CUnit ran $_ran"
+	[ "$_cufail" = "$_failn" ] || fail "$1: parsed $_failn failures but CUnit counted $_cufail"
+}
