@@ -17,6 +17,8 @@ type rawFile struct {
 	Backends  []*rawBackend  `hcl:"backend,block"`
 	Targets   []*rawTarget   `hcl:"target,block"`
 	Cluster   *rawCluster    `hcl:"cluster,block"`
+	Metrics   *rawMetrics    `hcl:"metrics,block"`
+	ISNS      *rawISNS       `hcl:"isns,block"`
 }
 
 type rawGroup struct {

@@ -101,7 +101,7 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 	for _, f := range []struct {
 		key string
 		v   any
-	}{{"portals", c.Portals}, {"discovery", c.Discovery}, {"initiator_groups", c.InitiatorGroups}, {"backends", c.Backends}, {"targets", c.Targets}, {"cluster", c.Cluster}} {
+	}{{"portals", c.Portals}, {"discovery", c.Discovery}, {"initiator_groups", c.InitiatorGroups}, {"backends", c.Backends}, {"targets", c.Targets}, {"cluster", c.Cluster}, {"metrics", c.Metrics}, {"isns", c.ISNS}} {
 		b, err := json.Marshal(f.v)
 		if err != nil {
 			e.Str(f.key+"_error", err.Error())

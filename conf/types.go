@@ -66,6 +66,11 @@ type Config struct {
 	// Cluster, when non-nil, makes this gateway one of several serving
 	// the shared backends ([Backend.Shared]) as one SCSI target device.
 	Cluster *Cluster `json:"cluster,omitempty"`
+	// Metrics, when non-nil, serves Prometheus metrics.
+	Metrics *Metrics `json:"metrics,omitempty"`
+	// ISNS, when non-nil, registers the targets and portals with an iSNS
+	// server.
+	ISNS *ISNS `json:"isns,omitempty"`
 }
 
 // InitiatorGroup is a named set of initiators that share LUN maps: each

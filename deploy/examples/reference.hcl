@@ -333,3 +333,41 @@ cluster {
   # reported active/non-optimized, so multipath sends I/O here.
   preferred = false
 }
+
+# metrics: optional, at most one. Serves Prometheus metrics over HTTP at
+# /metrics: commands, bytes, latency and errors per LUN and per
+# initiator, sessions, logins and their failures, device arrivals and
+# removals, reloads, the memory budget. No authentication: keep it on a
+# loopback or management address.
+metrics {
+  # listen: required. IP address and port, as for a portal; not one a
+  # portal uses.
+  listen = "127.0.0.1:9163"
+}
+
+# isns: optional, at most one. Registers the gateway with an iSNS server
+# (RFC 4171) as one network entity holding every portal and target
+# (portal groups from portal.group), replaces the registration after a
+# reload and removes it at stop. Every portal must have an address
+# initiators can reach: a specific listen address, or advertise.
+isns {
+  # server: required. The iSNS server's host or host:port; port 3205 by
+  # default.
+  server = "isns.example.com"
+
+  # entity_id: optional, default the host name. The entity identifier:
+  # keep it the same across restarts, so that a registration left by a
+  # crash is replaced rather than duplicated.
+  entity_id = "gw-a.example.com"
+
+  # esi_listen: optional. IP address and port where the server's Entity
+  # Status Inquiries are answered; registered as every portal's ESI port,
+  # so it must be reachable at each portal's address ("0.0.0.0:3206").
+  # Without it the gateway refreshes its registration with queries within
+  # the server's registration period.
+  esi_listen = "0.0.0.0:3206"
+
+  # esi_interval: optional, default "60s". The ESI interval asked of the
+  # server (which may adjust it), whole seconds from 1s to 1h.
+  esi_interval = "60s"
+}
