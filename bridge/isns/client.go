@@ -258,7 +258,16 @@ func (c *Client) Run(ctx context.Context) error {
 				continue
 			}
 			var period time.Duration
-			if period, err = s.register(ctx, want); err == nil {
+			period, err = s.register(ctx, want)
+			var se *StatusError
+			if errors.As(err, &se) && se.Status == StatusESINotAvailable && s.esi != nil {
+				// RFC 4171 6.3.4: a server without ESI refuses portals with an
+				// ESI port; refresh by queries instead.
+				log.Warn().Str("server", c.opts.Server).Msg("isns: the server does not support ESI; registering without, refreshing by queries")
+				s.esi = nil
+				continue
+			}
+			if err == nil {
 				setRegistered(want)
 				registeredGen = gen
 				refreshEvery = refreshInterval(period)

@@ -386,3 +386,18 @@ func TestISNSDServerRestart(t *testing.T) {
 		t.Errorf("not registered again after the server restart:\n%s", out)
 	}
 }
+
+// TestISNSDNoESI: a server with ESI disabled refuses portals with an ESI
+// port; the client registers without and refreshes by queries.
+func TestISNSDNoESI(t *testing.T) {
+	srv := startISNSD(t, "ESIRetries = 0", "RegistrationPeriod = 3")
+	eid := "sanbridge-test-noesi"
+	c, ev := newClient(t, srv, eid, Options{ESIListen: "127.0.0.1:0", ESIInterval: time.Second})
+	runClient(t, c)
+	ev.wait(t, EventRegistered)
+	out := srv.query("iscsi-name=" + node1)
+	if !strings.Contains(out, `Entity identifier = "`+eid+`"`) || strings.Contains(out, "ESI port") {
+		t.Errorf("registration without ESI:\n%s", out)
+	}
+	ev.wait(t, EventRefreshed)
+}
