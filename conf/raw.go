@@ -101,6 +101,11 @@ type rawDevice struct {
 	Path       hcl.Expression `hcl:"path,optional"`
 	AllowInUse hcl.Expression `hcl:"allow_in_use,optional"`
 	ReadOnly   hcl.Expression `hcl:"read_only,optional"`
+	QueueDepth hcl.Expression `hcl:"queue_depth,optional"`
+	Allow      hcl.Expression `hcl:"allow_opcodes,optional"`
+	Deny       hcl.Expression `hcl:"deny_opcodes,optional"`
+	Timeout    hcl.Expression `hcl:"timeout,optional"`
+	LongTime   hcl.Expression `hcl:"long_timeout,optional"`
 	USB        []*rawUSB      `hcl:"usb,block"`
 	DefRange   hcl.Range      `hcl:",def_range"`
 }

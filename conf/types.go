@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/rs/zerolog"
@@ -38,6 +39,10 @@ const (
 	// MaxPattern is the longest initiator name pattern, in bytes: the
 	// longest iSCSI name (RFC 7143 4.2.7.1).
 	MaxPattern = 223
+	// MaxQueueDepth is the largest queue_depth of a device.
+	MaxQueueDepth = 256
+	// MaxCommandTimeout bounds timeout and long_timeout.
+	MaxCommandTimeout = 24 * time.Hour
 )
 
 // Config is a resolved, validated sanbridge configuration. Every default is
@@ -292,6 +297,25 @@ type Device struct {
 	// ReadOnly write-protects the device: every LUN that maps it is
 	// read-only, and the gateway refuses commands that write.
 	ReadOnly bool `json:"read_only,omitempty"`
+	// QueueDepth bounds the commands the gateway keeps in flight to the
+	// device, 1 to [MaxQueueDepth]; 0 means the default (32).
+	QueueDepth int `json:"queue_depth,omitempty"`
+	// AllowOpcodes are operation codes passed to the device although its
+	// device type refuses them by default (FORMAT UNIT, SANITIZE, WRITE
+	// BUFFER, SECURITY PROTOCOL OUT, ATA PASS-THROUGH, vendor-specific).
+	AllowOpcodes []int `json:"allow_opcodes,omitempty"`
+	// DenyOpcodes are operation codes the gateway refuses (ILLEGAL
+	// REQUEST, INVALID COMMAND OPERATION CODE) instead of passing them.
+	DenyOpcodes []int `json:"deny_opcodes,omitempty"`
+	// Timeout bounds an ordinary command; 0 keeps the device type's
+	// default (60 s for disks, 15 min for tapes, 5 min for changers).
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// LongTimeout bounds the long-running commands of the device type
+	// (tape REWIND, ERASE, SPACE, LOCATE, LOAD, FORMAT MEDIUM; changer
+	// MOVE MEDIUM, INITIALIZE ELEMENT STATUS; FORMAT UNIT, SANITIZE); 0
+	// keeps the type's default (4 h for tapes, 2 h for changers, 1 h
+	// otherwise).
+	LongTimeout time.Duration `json:"long_timeout,omitempty"`
 	// USB, instead of WWN, Serial and Path, selects a logical unit of a
 	// USB mass-storage device that the gateway drives itself over the
 	// Bulk-Only Transport (the kernel's usb-storage or uas driver is

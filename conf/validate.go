@@ -666,6 +666,7 @@ func (r *resolver) device(rd *rawDevice) *Device {
 	if b, st := r.boolean(rd.ReadOnly, "read_only"); st == attrOK {
 		d.ReadOnly = b
 	}
+	r.devicePolicy(d, rd)
 	for _, id := range []struct{ kind, value string }{{"wwn", d.WWN}, {"serial", d.Serial}, {"path", d.Path}} {
 		if id.value != "" {
 			r.useIdentity(id.kind, id.value, rd.DefRange)

@@ -212,6 +212,30 @@ target "iqn.2026-11.io.sanbridge:reference" {
       # read_only: optional, default false. See backend above.
       read_only = false
 
+      # queue_depth: optional, default 32 (1-256). How many commands the
+      # gateway keeps in flight to the device; initiators beyond it wait
+      # their turn, round-robin.
+      queue_depth = 32
+
+      # allow_opcodes, deny_opcodes: optional operation code lists ("0x04",
+      # "04h" or 4). The gateway refuses commands that erase or reflash a
+      # device wholesale (FORMAT UNIT on disks and CD/DVD, SANITIZE, WRITE
+      # BUFFER, SECURITY PROTOCOL OUT, ATA PASS-THROUGH) and vendor-specific
+      # ones (C0h-FFh) with ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE
+      # unless allow_opcodes lists them; deny_opcodes refuses more.
+      # allow_opcodes = ["0x04"]
+      # deny_opcodes  = ["0x3c"]
+
+      # timeout, long_timeout: optional durations (1s to 24h). timeout
+      # bounds an ordinary command (default 60s for disks, 15m for tapes,
+      # 5m for changers); long_timeout bounds the commands that may run for
+      # hours: tape REWIND, ERASE, SPACE, LOCATE, LOAD, FORMAT MEDIUM and
+      # tape reads and writes, changer MOVE MEDIUM and INITIALIZE ELEMENT
+      # STATUS, FORMAT UNIT and SANITIZE (default 4h for tapes, 2h for
+      # changers, 1h otherwise).
+      # timeout      = "60s"
+      # long_timeout = "4h"
+
       # usb: instead of wwn, serial and path, a logical unit of a USB
       # mass-storage device that sanbridge drives itself over the
       # Bulk-Only Transport, without the kernel's usb-storage/uas driver
