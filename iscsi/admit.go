@@ -60,6 +60,13 @@ func AdmitCDB(cdb []byte, dt scsi.DeviceType, blockSize uint32, capacity uint64,
 	if x.In > uint64(maxTransfer) || x.Out > uint64(maxTransfer) {
 		return Admission{Refuse: true, Response: CheckConditionResponse(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)}
 	}
+	if scsi.Opcode(cdb[0]) == scsi.OpCompareAndWrite {
+		// The device checks that the Data-Out Buffer holds exactly the
+		// verify and the write data (SBC-4 5.3; a mismatch is INVALID
+		// FIELD IN CDB): it gets what the initiator sent, within the
+		// limit, not a buffer cut to match.
+		return Admission{WriteLen: maxTransfer}
+	}
 	return Admission{ReadLen: uint32(x.In), WriteLen: uint32(x.Out)}
 }
 

@@ -798,3 +798,36 @@ func TestBufPoolBudget(t *testing.T) {
 		t.Fatalf("%d bytes idle after two idle trim periods", n)
 	}
 }
+
+// TestAdmitCDB checks the ready-made admission of a block device.
+func TestAdmitCDB(t *testing.T) {
+	const blocks, max = 2048, 64 << 10
+	caw := make([]byte, 16)
+	caw[0] = byte(scsi.OpCompareAndWrite)
+	for _, tc := range []struct {
+		name        string
+		cdb         []byte
+		read, write uint32
+		refuse      scsi.ASC
+	}{
+		{"READ(10) 8 blocks", read10(0, 8), 4096, 0, 0},
+		{"WRITE(10) 128 blocks", write10(0, 128), 0, max, 0},
+		{"READ(10) 129 blocks", read10(0, 129), 0, 0, scsi.ASCInvalidFieldInCDB},
+		{"READ(16) past the end", cdb16(scsi.OpRead16, blocks-1, 2), 0, 0, scsi.ASCLBAOutOfRange},
+		{"READ(16) beyond the limit and the end", cdb16(scsi.OpRead16, 0, 0xffffffff), 0, 0, scsi.ASCLBAOutOfRange},
+		// The device checks COMPARE AND WRITE's buffer against its CDB.
+		{"COMPARE AND WRITE", caw, 0, max, 0},
+		{"vendor specific", []byte{0xc0, 0, 0, 0, 0, 0}, max, max, 0},
+	} {
+		a := AdmitCDB(tc.cdb, scsi.TypeDisk, 512, blocks, max)
+		switch {
+		case tc.refuse != 0:
+			s, err := scsi.ParseSense(a.Response.Sense)
+			if !a.Refuse || a.Response.Status != scsi.CheckCondition || err != nil || s.ASC != tc.refuse {
+				t.Errorf("%s: %+v, want refused with %v", tc.name, a, tc.refuse)
+			}
+		case a.Refuse || a.ReadLen != tc.read || a.WriteLen != tc.write:
+			t.Errorf("%s: %+v, want read %d write %d", tc.name, a, tc.read, tc.write)
+		}
+	}
+}

@@ -25,8 +25,9 @@ type LU struct {
 	name string
 	key  string
 	dev  sgio.Device
-	sem  chan struct{} // bounds the commands in flight to the device's queue depth
+	q    *fairQueue // the device's queue depth, shared round-robin between nexuses (fairq.go)
 	log  zerolog.Logger
+	geom atomic.Pointer[Geometry] // bounds commands before allocation (admit.go)
 
 	// reserved is the SPC-2 reservation's holder, nil when none
 	// (reserve.go).
@@ -80,7 +81,7 @@ func NewLU(ctx context.Context, c LUConfig) (*LU, error) {
 		name:    cmp.Or(c.Name, key),
 		key:     key,
 		dev:     c.Device,
-		sem:     make(chan struct{}, qd),
+		q:       newFairQueue(qd),
 		log:     c.Log,
 		prOut:   make(chan struct{}, 1),
 		itls:    make(map[*itl]struct{}),
@@ -258,12 +259,10 @@ func (lu *LU) prConflict(n *nexus, cdb []byte) bool { return lu.pr.Conflict(n.pr
 
 // do passes cmd to the device and turns the outcome into a response.
 func (lu *LU) do(ctx context.Context, cmd *iscsi.Command) iscsi.Response {
-	select {
-	case lu.sem <- struct{}{}:
-	case <-ctx.Done():
+	if !lu.q.acquire(ctx, cmd.Nexus) {
 		return checkCondition(scsi.SenseAbortedCommand, scsi.ASCNoAdditionalSense)
 	}
-	defer func() { <-lu.sem }()
+	defer lu.q.release()
 	// iSCSI carries at least 16 CDB bytes; a device must get the CDB's
 	// own length (SPC-4 4.2.5.1), or it rejects e.g. a 16-byte TEST UNIT
 	// READY. Vendor-specific groups pass as they came.

@@ -72,6 +72,7 @@ func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response
 		return lu.persistentReserveOut(ctx, n, cmd)
 	}
 	r := lu.do(ctx, cmd)
+	lu.observe(cmd, &r) // READ CAPACITY, INQUIRY: the geometry Admit uses
 	switch r.Status {
 	case scsi.Good:
 		switch op {
