@@ -27,19 +27,25 @@ demo:
 demo-local: build
 	./$(BIN) serve --config deploy/examples/demo.hcl
 
-# Host tools the tests talk to (libiscsi's initiator tools), and libusb's
-# headers for the cgo build of sgio/bot (gousb). tgt is not installed here:
-# its package starts a service on port 3260 (the bench and the rig bring
-# their own tgtd).
+# Host tools the tests talk to (libiscsi's initiator tools; open-isns'
+# isnsd and isnsadm for the iSNS client; systemd-analyze to verify the
+# unit), and libusb's headers for the cgo build of sgio/bot (gousb). tgt is
+# not installed here: its package starts a service on port 3260 (the bench
+# and the rig bring their own tgtd). Recommends are left out
+# (open-isns-utils would pull in the isnsdd discovery daemon); the iSNS
+# tests run their own isnsd on a loopback port.
 deps:
 	@need=""; \
 	command -v iscsi-test-cu >/dev/null || need="$$need libiscsi-bin"; \
 	command -v pkg-config >/dev/null || need="$$need pkg-config"; \
 	pkg-config --exists libusb-1.0 2>/dev/null || need="$$need libusb-1.0-0-dev"; \
+	command -v isnsd >/dev/null || [ -x /usr/sbin/isnsd ] || need="$$need open-isns-server"; \
+	command -v isnsadm >/dev/null || [ -x /usr/sbin/isnsadm ] || need="$$need open-isns-utils"; \
+	command -v systemd-analyze >/dev/null || need="$$need systemd"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
 		apt-get update -q || { echo "make deps: apt-get update failed"; exit 1; }; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$need || \
 			{ echo "make deps: apt-get install$$need failed (check: apt-cache policy$$need)"; exit 1; }; \
 	fi
 
