@@ -19,6 +19,7 @@ type rawFile struct {
 	Cluster   *rawCluster    `hcl:"cluster,block"`
 	Metrics   *rawMetrics    `hcl:"metrics,block"`
 	ISNS      *rawISNS       `hcl:"isns,block"`
+	Limits    *rawLimits     `hcl:"limits,block"`
 }
 
 type rawGroup struct {

@@ -76,6 +76,9 @@ type Config struct {
 	// ISNS, when non-nil, registers the targets and portals with an iSNS
 	// server.
 	ISNS *ISNS `json:"isns,omitempty"`
+	// Limits bound what initiators can make the gateway hold (the limits
+	// block; zero fields: the defaults).
+	Limits Limits `json:"limits"`
 }
 
 // InitiatorGroup is a named set of initiators that share LUN maps: each

@@ -91,6 +91,7 @@ func (r *resolver) resolve(raw *rawFile) *Config {
 	r.crossCheckSecrets()
 	r.clusterSettings(raw)
 	r.serviceSettings(raw)
+	r.limits(raw.Limits)
 	if len(raw.Portals) == 0 {
 		r.errorf(r.body.MissingItemRange(), "Missing portal block",
 			`The configuration has no portal, so nothing would listen. Add one, for example: portal "lo" { listen = "127.0.0.1:3260" }`)

@@ -395,3 +395,83 @@ isns {
   # server (which may adjust it), whole seconds from 1s to 1h.
   esi_interval = "60s"
 }
+
+# limits: optional, at most one. Bounds on what initiators can make the
+# gateway hold, so that no initiator, careless or hostile, can take the
+# appliance down for the others. Every attribute is optional; absent ones
+# keep the defaults shown. When a limit bites the gateway logs it (at most
+# once per limit every 10 s) and counts it.
+limits {
+  # memory: default a quarter of the machine's memory, at most 4 GiB and
+  # at least 64 MiB. The most data (read and write buffers) all commands
+  # in flight hold together, 16MiB to 1TiB, as a size. A command's
+  # buffers are sized from what its CDB moves, never from the length the
+  # initiator announces. When the budget is used up new commands get TASK
+  # SET FULL; above three quarters of it, sessions holding more than their
+  # share get no new CmdSN window (initiators slow down) and the rest is
+  # kept for the others. The Go runtime's memory limit is set from it.
+  memory = "1GiB"
+
+  # max_transfer: default "16MiB". The most data one command may move, in
+  # each direction, on logical units that have no limit of their own (a
+  # pass-through device's and an emulated disk's own limit apply to
+  # theirs); 64KiB to 4GiB-1, at most memory.
+  max_transfer = "16MiB"
+
+  # max_sessions: default 1024. Sessions (normal and discovery) of all
+  # initiators together; a login beyond fails with "out of resources".
+  max_sessions = 1024
+
+  # max_sessions_per_initiator: default 64. Sessions of one initiator
+  # name.
+  max_sessions_per_initiator = 64
+
+  # max_pending_logins: default 64. Connections that have not completed
+  # their login; a connection beyond is closed at once.
+  max_pending_logins = 64
+
+  # max_pending_logins_per_source: default 8. The same, per source
+  # address (IPv6: per /64), so that one host cannot use them all.
+  max_pending_logins_per_source = 8
+
+  # login_timeout: default "15s". How long a login phase may take, 1s to
+  # 10m.
+  login_timeout = "15s"
+
+  # max_tasks_per_session: default 160 (the CmdSN window of 128 plus 32
+  # immediate commands). Tasks one session may have; beyond, TASK SET
+  # FULL.
+  max_tasks_per_session = 160
+
+  # max_outstanding_r2t: default 16. The most MaxOutstandingR2T the
+  # gateway accepts, 1 to 16.
+  max_outstanding_r2t = 16
+
+  # max_pending_task_management: default 16. Task management requests of
+  # one session still waiting for the tasks they abort; beyond, "function
+  # rejected".
+  max_pending_task_management = 16
+
+  # max_text_keys: default 256. Keys in one login or text request, 32 to
+  # 16384; beyond, the login fails or the request is rejected.
+  max_text_keys = 256
+
+  # CHAP guessing throttle. Failed CHAP authentications (target and
+  # discovery CHAP, mutual CHAP too) are counted per source address and
+  # per initiator name. After auth_free_failures of them, the answer to
+  # the next attempt from that source or name waits auth_delay, doubling
+  # per further failure up to auth_max_delay (at most half of
+  # login_timeout); after auth_lockout_after failures that source and
+  # name are locked out for auth_lockout (their logins fail, even with the
+  # right secret). Counts are forgotten auth_forget after the last failure.
+  # The table holds auth_table_size sources and names (the least recently
+  # failed go first). Logins from other sources and names are never
+  # delayed.
+  auth_free_failures = 3
+  auth_delay         = "250ms"
+  auth_max_delay     = "4s"
+  auth_lockout_after = 10
+  auth_lockout       = "5m"
+  auth_forget        = "15m"
+  auth_table_size    = 4096
+}

@@ -23,3 +23,7 @@ target "iqn.2026-11.io.sanbridge:t" { # WARNING: Open target
     }
   }
 }
+
+limits {
+  memory_budget = "1GiB" # ERROR: Unsupported argument
+}
