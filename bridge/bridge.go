@@ -160,6 +160,7 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 		Preferences: opts.Preferences,
 		Log:         b.log,
 	}
+	icfg.Limits, icfg.LoginTimeout = engineLimits(&cfg.Limits) // limits.go
 	if cfg.Discovery != nil && cfg.Discovery.CHAP != nil {
 		icfg.DiscoveryCHAP = chapSecret(cfg.Discovery.CHAP)
 	}
@@ -211,6 +212,7 @@ func (o *opener) open(ct *conf.Target, l *conf.LUN) (*passthrough.LU, error) {
 		if err == nil {
 			o.devices = append(o.devices, dev)
 			o.lus[l.Backend] = lu
+			o.setGeometry(lu, l.Device) // limits.go
 			if l.Device != nil {
 				o.log.Info().Str("target", ct.Name).Uint64("lun", l.ID).Str("backend", l.Backend).Str("key", key).
 					Int("max_transfer", dev.Limits().MaxTransferBytes).Msg("pass-through device opened")
