@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/rs/zerolog"
@@ -83,6 +84,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !stateDirSet && !usableDir(dir) {
 		log.Warn().Str("state_dir", dir).Msg("state directory not writable: persistent reservations with APTPL will not survive a restart (set --state-dir)")
 		dir = ""
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Garbage is collected before it crowds the command data budget.
+		budget := bridge.MemoryBudget(&cfg.Limits)
+		debug.SetMemoryLimit(bridge.GoMemoryLimit(budget))
+		log.Info().Int64("memory_budget", budget).Int64("go_memory_limit", bridge.GoMemoryLimit(budget)).Msg("memory limits")
 	}
 	b, err := bridge.New(cfg, bridge.Options{Log: log, StateDir: dir})
 	if err != nil {
