@@ -134,6 +134,7 @@ type Registry struct {
 	lastReloadOK    prometheus.Gauge
 	memoryBudget    prometheus.Gauge
 	memoryInUseFunc atomic.Pointer[func() int64]
+	limits          atomic.Pointer[limitCollector] // limits.go
 }
 
 // New returns a Registry with every family registered. version is
