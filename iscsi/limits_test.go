@@ -28,6 +28,9 @@ type blockHandler struct {
 	maxXfer uint32
 	slots   chan struct{}
 	execs   atomic.Int64
+	// gates, when set, hold the reads of the session whose ISID ends
+	// in the key until a value arrives.
+	gates map[byte]chan struct{}
 }
 
 func newBlockHandler(size int, maxXfer uint32) *blockHandler {
@@ -71,6 +74,11 @@ func (h *blockHandler) Execute(ctx context.Context, cmd *Command) Response {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if r.Kind == scsi.KindRead {
+		if g := h.gates[cmd.Nexus.ISID[5]]; g != nil {
+			h.mu.Unlock()
+			<-g
+			h.mu.Lock()
+		}
 		return Response{ReadLen: copy(cmd.ReadBuf, h.data[off:off+n]), Wanted: n}
 	}
 	copy(h.data[off:off+n], cmd.WriteData)
@@ -829,5 +837,59 @@ func TestAdmitCDB(t *testing.T) {
 		case a.Refuse || a.ReadLen != tc.read || a.WriteLen != tc.write:
 			t.Errorf("%s: %+v, want read %d write %d", tc.name, a, tc.read, tc.write)
 		}
+	}
+}
+
+// TestWindowWithheldAndReopened: above the high-water mark, a completion
+// of a session holding more than its fair share does not open its CmdSN
+// window; once the budget is below the mark again the credit comes back
+// at once, announced by a NOP-In.
+func TestWindowWithheldAndReopened(t *testing.T) {
+	const mib = 1 << 20
+	h := newBlockHandler(8*mib, 4*mib)
+	h.gates = map[byte]chan struct{}{1: make(chan struct{}), 2: make(chan struct{})}
+	tt := limitTarget(t, h, func(c *Config) { c.Limits.Memory = 8 * mib })
+	a, b := tt.dial(), tt.dial()
+	a.login(1)
+	b.login(2)
+	maxBefore := a.maxCmdSN
+	for i := 0; i < 6; i++ { // 6 MiB: at the high-water mark
+		a.scsi(read10(uint32(i*2048), 2048), true, false, mib, true, nil, false)
+	}
+	for h.execs.Load() != 6 {
+		time.Sleep(time.Millisecond)
+	}
+	b.scsi(read10(0, 2048), true, false, mib, true, nil, false) // 7 MiB: above it
+	for h.execs.Load() != 7 {
+		time.Sleep(time.Millisecond)
+	}
+	// A (6 of 7 MiB, fair share 4) completes one command: no credit.
+	h.gates[1] <- struct{}{}
+	var f *Frame
+	for f = a.read(); f.BHS.Opcode() == OpSCSIDataIn && f.BHS[1]&0x01 == 0; f = a.read() {
+	}
+	if got := f.BHS.u32(32); got != maxBefore {
+		t.Fatalf("MaxCmdSN %d in the response, want %d (withheld)", got, maxBefore)
+	}
+	// Its memory given back, the budget is at the mark: the credit comes
+	// back with a NOP-In.
+	f = a.read()
+	if f.BHS.Opcode() != OpNOPIn || f.BHS.ITT() != reservedTag || f.BHS.u32(20) != reservedTag {
+		t.Fatalf("got %s ITT %#x TTT %#x, want an unsolicited NOP-In", f.BHS.Opcode(), f.BHS.ITT(), f.BHS.u32(20))
+	}
+	if got := f.BHS.u32(32); got != maxBefore+1 {
+		t.Fatalf("MaxCmdSN %d in the NOP-In, want %d", got, maxBefore+1)
+	}
+	if st := tt.srv.LimitStats(); st.WindowWithheld != 1 {
+		t.Fatalf("WindowWithheld %d", st.WindowWithheld)
+	}
+	close(h.gates[1])
+	close(h.gates[2])
+	for i := 0; i < 5; i++ {
+		for f = a.read(); f.BHS.Opcode() == OpSCSIDataIn && f.BHS[1]&0x01 == 0; f = a.read() {
+		}
+	}
+	if got := f.BHS.u32(32); got != maxBefore+6 {
+		t.Fatalf("MaxCmdSN %d after every command, want %d", got, maxBefore+6)
 	}
 }
