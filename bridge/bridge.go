@@ -19,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sanbridge/sanbridge/bridge/cluster"
 	"github.com/sanbridge/sanbridge/conf"
 	"github.com/sanbridge/sanbridge/iscsi"
 	"github.com/sanbridge/sanbridge/passthrough"
@@ -34,6 +35,7 @@ type Bridge struct {
 	srv     *iscsi.Server
 	devices []sgio.Device
 	targets []*passthrough.Target
+	node    *cluster.Node // nil unless clustered (clustered.go)
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -58,6 +60,7 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			b.leaveCluster()
 			b.closeDevices()
 		}
 	}()
@@ -69,6 +72,9 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 		}
 		store = fs
 	}
+	if err := joinCluster(cfg, b); err != nil {
+		return nil, err
+	}
 	groupOf := make(map[string]uint16, len(cfg.Portals))
 	var portals []iscsi.Portal
 	var allGroups []uint16
@@ -79,7 +85,7 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 			allGroups = append(allGroups, p.Group)
 		}
 	}
-	o := &opener{log: b.log, inv: newInventory(b.log), store: store, lus: make(map[string]*passthrough.LU)}
+	o := &opener{log: b.log, inv: newInventory(b.log), store: store, lus: make(map[string]*passthrough.LU), cfg: cfg, node: b.node}
 	var targets iscsi.StaticTargets
 	// Relative target port identifiers: one per target and portal group,
 	// numbered in the file's order, unique across the gateway (a logical
@@ -97,7 +103,8 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 		}
 		ports := make(map[uint16]uint16, len(groups))
 		for _, g := range groups {
-			ports[g] = nextPort
+			ports[g] = relPort(cfg, nextPort)
+			b.addClusterPort(ct.Name, g, ports[g])
 			nextPort++
 		}
 		views := make(map[string]passthrough.View, 1+len(ct.Views))
@@ -154,6 +161,9 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 		targets = append(targets, t)
 	}
 	b.devices = o.devices
+	if err := b.startCluster(); err != nil {
+		return nil, err
+	}
 	icfg := iscsi.Config{
 		Portals:     portals,
 		Targets:     targets,
@@ -192,6 +202,8 @@ type opener struct {
 	log     zerolog.Logger
 	inv     *inventory
 	store   passthrough.PRStore
+	cfg     *conf.Config
+	node    *cluster.Node              // the cluster of shared backends, or nil
 	lus     map[string]*passthrough.LU // by conf.Backend.Name
 	devices []sgio.Device
 }
@@ -206,12 +218,13 @@ func (o *opener) open(ct *conf.Target, l *conf.LUN) (*passthrough.LU, error) {
 	if err == nil {
 		var lu *passthrough.LU
 		lu, err = passthrough.NewLU(context.Background(), passthrough.LUConfig{
-			Name: l.Backend, Key: key, Device: dev, PRStore: o.store,
+			Name: l.Backend, Key: key, Device: dev, PRStore: o.storeFor(l.Backend),
 			Log: o.log.With().Str("lu", l.Backend).Logger(),
 		})
 		if err == nil {
 			o.devices = append(o.devices, dev)
 			o.lus[l.Backend] = lu
+			o.share(l.Backend, lu)
 			o.setGeometry(lu, l.Device) // limits.go
 			if l.Device != nil {
 				o.log.Info().Str("target", ct.Name).Uint64("lun", l.ID).Str("backend", l.Backend).Str("key", key).
@@ -331,6 +344,7 @@ func (b *Bridge) Serve(ctx context.Context) error {
 		b.mu.Unlock()
 	}
 	err := b.srv.ServeListeners(ctx, ls)
+	b.leaveCluster()
 	b.closeDevices()
 	return err
 }

@@ -117,6 +117,7 @@ type Node struct {
 	members map[string]member    // every node record, by id
 	alive   map[string]bool      // nodes whose alive key exists
 	acks    map[string]int64     // acknowledged revision per node
+	left    map[string]int64     // revision at which each node's alive key was last deleted
 	explict map[uint16]passthrough.AccessState
 	changed chan struct{} // closed and replaced when acks or members change
 	groups  map[string][]passthrough.PortGroup
@@ -132,9 +133,8 @@ var (
 	ErrNotSettled = errors.New("cluster: change not confirmed by every gateway")
 )
 
-// Join connects to etcd, takes a lease and checks that no live member
-// uses this gateway's port group or ports; a stale record of an absent
-// member that does is removed. The node admits nothing until [Node.Start].
+// Join connects to etcd and takes a lease. The node admits nothing until
+// [Node.Start].
 func Join(ctx context.Context, c Config) (*Node, error) {
 	cc := c.Cluster
 	if cc == nil {
@@ -160,10 +160,11 @@ func Join(ctx context.Context, c Config) (*Node, error) {
 		members: make(map[string]member),
 		alive:   make(map[string]bool),
 		acks:    make(map[string]int64),
+		left:    make(map[string]int64),
 		explict: make(map[uint16]passthrough.AccessState),
 		changed: make(chan struct{}),
 	}
-	if err := n.join(ctx); err != nil {
+	if err := n.grant(ctx); err != nil {
 		cancel()
 		cli.Close()
 		return nil, err
@@ -230,8 +231,9 @@ func (n *Node) key(parts ...string) string { return n.prefix + strings.Join(part
 // luKey returns the etcd key part of a logical unit key.
 func luKey(key string) string { return url.PathEscape(key) }
 
-// join takes the lease and checks the other members' ports.
-func (n *Node) join(ctx context.Context) error {
+// checkMembers checks that no live member uses this node's id, port
+// group or ports; the record of an absent member that does is removed.
+func (n *Node) checkMembers(ctx context.Context) error {
 	resp, err := n.cli.Get(ctx, n.key("nodes")+"/", clientv3.WithPrefix())
 	if err != nil {
 		return fmt.Errorf("cluster: read members: %w", err)
@@ -265,7 +267,7 @@ func (n *Node) join(ctx context.Context) error {
 			}
 		}
 	}
-	return n.grant(ctx)
+	return nil
 }
 
 // portConflict says what a and b share that must be unique, or "".
@@ -301,6 +303,13 @@ func (n *Node) grant(ctx context.Context) error {
 // Store returns the persistent reservation store of shared logical units.
 func (n *Node) Store() passthrough.PRStore { return &Store{n: n} }
 
+// AddPort adds a target port of this gateway (before Start).
+func (n *Node) AddPort(p passthrough.PRTargetPort) {
+	n.mu.Lock()
+	n.self.Ports = append(n.self.Ports, p)
+	n.mu.Unlock()
+}
+
 // Share makes lu one of the cluster's shared logical units. Call it for
 // each before Start.
 func (n *Node) Share(lu *passthrough.LU) {
@@ -313,12 +322,19 @@ func (n *Node) Share(lu *passthrough.LU) {
 	lu.SetShared(s)
 }
 
-// Start publishes the member record, catches up with every shared
+// Start checks that no live member uses this gateway's node id, port
+// group or ports (a stale record of an absent member that does is
+// removed), publishes the member record, catches up with every shared
 // logical unit's state and starts the lease keep-alive and the watch;
 // from then on the shared logical units admit commands while the node
 // vouches for the cluster's state.
 func (n *Node) Start(ctx context.Context) error {
+	if err := n.checkMembers(ctx); err != nil {
+		return err
+	}
+	n.mu.Lock()
 	rec, err := json.Marshal(n.self)
+	n.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("cluster: member record: %w", err)
 	}

@@ -368,3 +368,33 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) time.Time {
 	}
 	return time.Now()
 }
+
+// TestPortConflicts: a gateway whose port group or ports a live member
+// uses cannot start; one whose node id is live cannot either.
+func TestPortConflicts(t *testing.T) {
+	ec, dev, _, _, _, _ := twoGateways(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		id   string
+		pg   uint16
+		port passthrough.PRTargetPort
+	}{
+		{"gw-c", 1, passthrough.PRTargetPort{Name: testTarget + ",t,0x0009", RelTargetPortID: 0x0901}},
+		{"gw-c", 9, passthrough.PRTargetPort{Name: testTarget + ",t,0x0002", RelTargetPortID: 0x0901}},
+		{"gw-c", 9, passthrough.PRTargetPort{Name: testTarget + ",t,0x0009", RelTargetPortID: 0x0201}},
+		{"gw-a", 9, passthrough.PRTargetPort{Name: testTarget + ",t,0x0009", RelTargetPortID: 0x0901}},
+	} {
+		n, err := Join(ctx, Config{Cluster: clusterConf(c.id, c.pg, ec.Endpoints()), Ports: []passthrough.PRTargetPort{c.port}, Log: zerolog.New(zerolog.NewTestWriter(t))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = n.Start(ctx)
+		n.Close(ctx)
+		if err == nil {
+			t.Errorf("%s with port group %d and port %v started", c.id, c.pg, c.port)
+		}
+	}
+	// A distinct one joins, and both others see its group.
+	c := startGateway(t, "gw-c", 3, ec.Endpoints(), dev)
+	waitGroups(t, 3, c)
+}

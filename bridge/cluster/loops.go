@@ -166,6 +166,7 @@ func (n *Node) apply(evs []*clientv3.Event) bool {
 				n.alive[sub] = true
 			} else {
 				delete(n.alive, sub)
+				n.left[sub] = ev.Kv.ModRevision
 			}
 			n.notify()
 			n.mu.Unlock()
@@ -278,20 +279,27 @@ func formatSeq(n uint64) string {
 	return string(b)
 }
 
-// Settle implements passthrough.Shared: it waits until every live node
-// that serves the logical unit acknowledged this node's latest write, at
-// most the lease TTL plus the margin (by then a node that did not has
-// stopped admitting commands), then deletes the applied events.
+// Settle implements passthrough.Shared: it waits until every node that
+// was live after this node's latest write and serves the logical unit has
+// acknowledged that write, or has left, at most the lease TTL plus the
+// margin (by then a node that did neither has stopped admitting
+// commands); then it deletes the applied events. The live nodes are read
+// from etcd, not from the watch, so that a node that joined a moment ago
+// is waited for too.
 func (s *sharedLU) Settle(ctx context.Context) error {
 	n := s.n
 	target := n.lastWrite.Load()
 	ctx, cancel := context.WithTimeout(ctx, n.ttl+n.margin)
 	defer cancel()
+	required, at, err := n.serving(ctx, s.key)
+	if err != nil {
+		return errors.Join(ErrNotSettled, err)
+	}
 	for {
 		n.mu.Lock()
 		waiting := ""
-		for id := range n.alive {
-			if m, ok := n.members[id]; ok && id != n.self.ID && n.acks[id] < target && slices.Contains(m.LUs, s.key) {
+		for _, id := range required {
+			if n.acks[id] < target && n.left[id] <= at {
 				waiting = id
 				break
 			}
@@ -312,6 +320,32 @@ func (s *sharedLU) Settle(ctx context.Context) error {
 			return errors.Join(ErrNotSettled, errors.New("node "+waiting+" did not acknowledge"), ctx.Err())
 		}
 	}
+}
+
+// serving returns the other live nodes that serve logical unit key, as
+// etcd has them now, and the revision read.
+func (n *Node) serving(ctx context.Context, key string) ([]string, int64, error) {
+	alive, err := n.cli.Get(ctx, n.key("alive")+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, 0, err
+	}
+	at := alive.Header.Revision
+	nodes, err := n.cli.Get(ctx, n.key("nodes")+"/", clientv3.WithPrefix(), clientv3.WithRev(at))
+	if err != nil {
+		return nil, 0, err
+	}
+	live := map[string]bool{}
+	for _, kv := range alive.Kvs {
+		live[strings.TrimPrefix(string(kv.Key), n.key("alive")+"/")] = true
+	}
+	var out []string
+	for _, kv := range nodes.Kvs {
+		var m member
+		if json.Unmarshal(kv.Value, &m) == nil && m.ID != n.self.ID && live[m.ID] && slices.Contains(m.LUs, key) {
+			out = append(out, m.ID)
+		}
+	}
+	return out, at, nil
 }
 
 // dropEvents deletes applied events.
