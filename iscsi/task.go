@@ -47,9 +47,13 @@ type Command struct {
 	Tag uint32
 	// Read and Write are the R and W bits; both set for bidirectional.
 	Read, Write bool
-	// WriteData is the data-out buffer, of the expected write length.
+	// WriteData is the data-out buffer: the expected write length, cut
+	// to what the command moves when the handler is an [Admitter] (the
+	// rest of the initiator's data was not solicited, or was discarded,
+	// and is reported as residual underflow).
 	WriteData []byte
-	// ReadBuf is the data-in buffer, of the expected read length; the
+	// ReadBuf is the data-in buffer: the expected read length, cut to
+	// what the command moves when the handler is an [Admitter]; the
 	// handler fills a prefix and reports its length in Response.ReadLen.
 	ReadBuf []byte
 }
