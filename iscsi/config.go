@@ -31,6 +31,8 @@ type Config struct {
 	Limits Limits
 	// Log receives the server's logs. CHAP secrets are never logged.
 	Log zerolog.Logger
+	// Hooks are called on session and login events (admin.go).
+	Hooks Hooks
 }
 
 func (c *Config) withDefaults() Config {

@@ -142,6 +142,7 @@ func (c *conn) serve(ctx context.Context) {
 		if c.ss != nil {
 			// Registered, but the final response never went out.
 			c.srv.unregisterSession(c.ss)
+			c.srv.sessionEnded(c.ss)
 			close(c.ss.ended)
 		}
 		return
@@ -155,6 +156,7 @@ func (c *conn) serve(ctx context.Context) {
 		Uint32("max_burst", c.params.MaxBurstLength).Uint32("first_burst", c.params.FirstBurstLength).
 		Bool("initial_r2t", c.params.InitialR2T).Bool("immediate_data", c.params.ImmediateData).
 		Msg("session established")
+	defer c.srv.sessionEnded(ss)
 
 	ss.ctx, ss.cancel = context.WithCancel(ctx)
 	go c.sendLoop()
@@ -260,6 +262,9 @@ func (c *conn) login() (*loginResult, error) {
 		var req LoginRequest
 		req.Decode(&f.BHS)
 		resp, done, err := lg.handle(&req, f.Data)
+		if err != nil {
+			c.srv.loginFailed(lg, err)
+		}
 		if d := lg.takeDelay(); d > 0 {
 			// Throttled authentication: this goroutine waits (the
 			// pending-login limits bound how many do), others go on.
@@ -330,6 +335,7 @@ func (c *conn) commitLogin(r *loginResult) (uint16, LoginStatus) {
 		return 0, st
 	}
 	c.ss = ss
+	c.srv.sessionStarted(c, r)
 	return tsih, LoginSuccess
 }
 

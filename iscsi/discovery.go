@@ -312,7 +312,7 @@ func (t *textSession) sendTargets(out []byte, value string) []byte {
 func (t *textSession) appendTarget(out []byte, tg *Target) []byte {
 	var portals []Portal
 	if t.cfg.Config != nil {
-		portals = t.cfg.Config.Portals
+		portals = t.cfg.Config.portals()
 	}
 	if len(portals) == 0 && t.cfg.Portal != nil {
 		portals = []Portal{*t.cfg.Portal}

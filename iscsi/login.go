@@ -794,6 +794,7 @@ func (l *login) throttle() *LoginError {
 // authFailed counts a failed CHAP response against the source and the
 // initiator name.
 func (l *login) authFailed(reason string) {
+	l.cfg.Config.chapFailed(l)
 	locked := l.cfg.Auth.fail(l.cfg.Source, l.initiator)
 	st := l.cfg.Stats
 	if st == nil {

@@ -45,6 +45,7 @@ type Server struct {
 	tasks sync.Pool // *task
 	lim   limitCounters
 	auth  *authThrottle
+	admin adminState // started sessions, logout requests (admin.go)
 
 	// Sessions by initiator name and in total (normal and discovery),
 	// and connections still logging in, in total and by source; under mu.
