@@ -14,18 +14,7 @@ sg=/dev/$(ls "/sys/class/scsi_device/$hctl/device/scsi_generic")
 IQN=iqn.2026-11.io.sanbridge:ptperf
 step "scsi_debug disk $hctl ($sg)"
 
-cat >ptperf.hcl <<CFG
-portal "lo" {
-  listen = "127.0.0.1:3260"
-}
-target "$IQN" {
-  lun "0" {
-    device {
-      path = "$sg"
-    }
-  }
-}
-CFG
+rig_passthrough_config "$IQN" "$sg" >ptperf.hcl
 
 perf() { # perf URL QD: IOPS of iscsi-perf (4 KiB random reads, about 8 s)
 	iscsi-perf -l -r -m "$2" -b 8 "$1" >perf.out 2>&1 &

@@ -7,9 +7,9 @@
 # its READ works and A's write lands. sanbridge is restarted with the same
 # state directory: after a new login the registrations and the reservation
 # are still there and still enforced, and A, back with a new ISID, takes the
-# reservation over with PREEMPT of its own key. Then SPC-2: RESERVE(6) from A, B's
-# WRITE conflicts, B's RELEASE changes nothing, A's RELEASE lets B write, and
-# a reservation ends when its holder logs out.
+# reservation over with PREEMPT of its own key. Then SPC-2: RESERVE(6) from
+# A, B's WRITE conflicts, B's RELEASE changes nothing, A's RELEASE lets B
+# write, and a reservation ends when its holder logs out.
 # rig-timeout: 240
 . "$RIG/guest/lib.sh"
 
@@ -74,10 +74,10 @@ ready() {
 
 head -c 512 /dev/urandom >a.blk
 head -c 512 /dev/urandom >b.blk
-write10() { # write10 SG FILE: WRITE(10) of one block at LBA; prints sg_raw's output
+write10() { # write10 SG FILE: WRITE(10) of one block at LBA 2048; prints sg_raw's output
 	sg_raw -s 512 -i "$2" "$1" 2a 00 00 00 08 00 00 00 01 00 2>&1
 }
-read10() { # read10 SG FILE: READ(10) of one block at LBA into FILE
+read10() { # read10 SG FILE: READ(10) of one block at LBA 2048 into FILE
 	sg_raw -r 512 -o "$2" "$1" 28 00 00 00 08 00 00 00 01 00 2>&1
 }
 conflicts() { # conflicts OUTPUT: sg_raw's output names RESERVATION CONFLICT

@@ -124,7 +124,7 @@ invisible() {
 		fail "$1 reached LUN 0 of $2 (not in its discovery): $_out"
 	case $_out in
 	*LOGICAL_UNIT_NOT_SUPPORTED*) rig_note "$1 may log in to $2 (no LUN): LUN 0 is not supported" ;;
-	*"Failed to log in"* | *"Login Failed"* | *"login"*) rig_note "$1 may not log in to $2: $(echo "$_out" | head -n 1)" ;;
+	*"Failed to log in"* | *"Login Failed"*) rig_note "$1 may not log in to $2: $(echo "$_out" | head -n 1)" ;;
 	*) fail "$1 to $2 (no LUN for it): want a refused login or LOGICAL UNIT NOT SUPPORTED, got: $_out" ;;
 	esac
 }
