@@ -81,7 +81,7 @@ func deviceGeometry(dev sgio.Device) Geometry {
 // admit bounds a command of the logical unit by its geometry.
 func (lu *LU) admit(cdb []byte) iscsi.Admission {
 	g := lu.Geometry()
-	return iscsi.AdmitCDB(cdb, g.Type, g.BlockSize, g.Blocks, g.MaxTransfer)
+	return iscsi.AdmitCDB(cdb, g.Type, g.BlockSize, g.Blocks, transferLimit(cdb, &g))
 }
 
 // observe learns the geometry from the device's successful answers: the

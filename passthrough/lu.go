@@ -40,6 +40,14 @@ type LU struct {
 	// others (alua.go); nil for a logical unit of this gateway alone.
 	shared Shared
 
+	// What the gateway knows of the device (devinfo.go) and does with
+	// its commands (policy.go).
+	info     devInfo
+	pol      *policy
+	maxXfer  int         // the path's transfer limit in bytes (0: none known)
+	dsense   atomic.Bool // D_SENSE as the gateway presents it (mode.go)
+	capStale atomic.Bool // the capacity must be read again before a range check
+
 	mu      sync.Mutex
 	itls    map[*itl]struct{}    // attached I_T_L nexuses that see the LU
 	targets map[*Target]struct{} // targets whose registry holds the LU
@@ -61,10 +69,19 @@ type LUConfig struct {
 	PRStore PRStore
 	// Log receives the logical unit's logs.
 	Log zerolog.Logger
+	// QueueDepth bounds the commands in flight to the device; 0 means
+	// the device's own queue depth (Limits), else 32.
+	QueueDepth int
+	// Policy is what the configuration changes in the device-type
+	// policy (allowed and denied opcodes, timeouts).
+	Policy PolicyConfig
 }
 
 // NewLU returns a logical unit for c.Device, with its persistent
-// reservation state loaded from c.PRStore.
+// reservation state loaded from c.PRStore. It asks the device what the
+// gateway needs to know (devinfo.go: type, capacity, VPD pages, D_SENSE);
+// a device that does not answer leaves those unknown, and the device
+// type's policy is that of its peripheral type.
 func NewLU(ctx context.Context, c LUConfig) (*LU, error) {
 	if c.Device == nil {
 		return nil, fmt.Errorf("passthrough: logical unit %q has no device", c.Name)
@@ -73,7 +90,10 @@ func NewLU(ctx context.Context, c LUConfig) (*LU, error) {
 	if key == "" {
 		return nil, errors.New("passthrough: logical unit has neither a name nor a key")
 	}
-	qd := c.Device.Limits().QueueDepth
+	qd := c.QueueDepth
+	if qd <= 0 {
+		qd = c.Device.Limits().QueueDepth
+	}
 	if qd <= 0 {
 		qd = 32
 	}
@@ -92,6 +112,17 @@ func NewLU(ctx context.Context, c LUConfig) (*LU, error) {
 		return nil, fmt.Errorf("passthrough: logical unit %s: persistent reservations: %w", lu.name, err)
 	}
 	lu.pr = pr
+	info, g, dsense := probe(ctx, c.Device)
+	lu.info = info
+	lu.maxXfer = c.Device.Limits().MaxTransferBytes
+	lu.dsense.Store(dsense)
+	lu.geom.Store(&g)
+	if lu.pol, err = newPolicy(g.Type, c.Policy); err != nil {
+		return nil, fmt.Errorf("passthrough: logical unit %s: %w", lu.name, err)
+	}
+	lu.log.Debug().Str("lu", lu.name).Stringer("type", g.Type).Str("vendor", info.vendor).Str("product", info.product).
+		Uint32("block_size", g.BlockSize).Uint64("blocks", g.Blocks).Int("max_transfer", lu.maxXfer).
+		Bool("d_sense", dsense).Msg("device probed")
 	return lu, nil
 }
 
@@ -158,7 +189,11 @@ func (lu *LU) reset(ctx context.Context) {
 	}
 	if err := r.Reset(ctx); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		lu.log.Warn().Err(err).Str("lu", lu.name).Msg("device reset failed")
+		return
 	}
+	// A reset returns the mode parameters to their saved values (SAM-5
+	// 6.3.3): D_SENSE is the device's again.
+	lu.dsense.Store(dsenseOf(ctx, lu.dev))
 }
 
 // prUA is the persistent reservations' UA hook: it establishes asc for
@@ -256,85 +291,3 @@ func (lu *LU) persistentReserveOut(ctx context.Context, n *nexus, cmd *iscsi.Com
 // prConflict reports whether the persistent reservation forbids cdb from
 // n (SPC-4 5.13.1); one atomic load while no registration exists.
 func (lu *LU) prConflict(n *nexus, cdb []byte) bool { return lu.pr.Conflict(n.pr, cdb) }
-
-// do passes cmd to the device and turns the outcome into a response.
-func (lu *LU) do(ctx context.Context, cmd *iscsi.Command) iscsi.Response {
-	if !lu.q.acquire(ctx, cmd.Nexus) {
-		return checkCondition(scsi.SenseAbortedCommand, scsi.ASCNoAdditionalSense)
-	}
-	defer lu.q.release()
-	// iSCSI carries at least 16 CDB bytes; a device must get the CDB's
-	// own length (SPC-4 4.2.5.1), or it rejects e.g. a 16-byte TEST UNIT
-	// READY. Vendor-specific groups pass as they came.
-	cdb := cmd.CDB
-	switch n, err := scsi.CDBLen(cdb); {
-	case err == nil:
-		cdb = cdb[:n]
-	case errors.Is(err, scsi.ErrShortCDB):
-		return checkCondition(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
-	}
-	// One allocation for both: they escape through the Device interface.
-	x := &struct {
-		req sgio.Request
-		res sgio.Result
-	}{req: sgio.Request{CDB: cdb}}
-	req, res := &x.req, &x.res
-	switch {
-	case cmd.Read && cmd.Write:
-		req.Dir, req.Data, req.ReadData = sgio.DirBidi, cmd.WriteData, cmd.ReadBuf
-	case cmd.Write:
-		req.Dir, req.Data = sgio.DirToDevice, cmd.WriteData
-	case cmd.Read:
-		req.Dir, req.Data = sgio.DirFromDevice, cmd.ReadBuf
-	}
-	var err error
-	var lent []byte
-	var release func()
-	if l, ok := lu.dev.(sgio.Lender); ok && req.Dir == sgio.DirFromDevice {
-		// The device may lend its own buffer: the engine sends from it
-		// and gives it back (Response.Release), saving a copy.
-		lent, release, err = l.ExecuteLent(ctx, req, res)
-	} else {
-		err = lu.dev.Execute(ctx, req, res)
-	}
-	if err != nil {
-		lvl := zerolog.WarnLevel
-		if ctx.Err() != nil {
-			lvl = zerolog.DebugLevel // aborted: nobody gets the response
-		}
-		lu.log.WithLevel(lvl).Err(err).Str("lu", lu.name).Hex("cdb", cdb).Msg("device request failed")
-		return errorResponse(err)
-	}
-	if res.Status != scsi.Good || res.HostStatus != 0 || res.DriverStatus&^scsi.DriverSense != 0 {
-		if e := lu.log.Debug(); e.Enabled() {
-			e.Str("lu", lu.name).Hex("cdb", cdb).Stringer("status", res.Status).
-				Stringer("host", res.HostStatus).Stringer("driver", res.DriverStatus).
-				Hex("sense", res.Sense).Msg("device returned an error")
-		}
-	}
-	resp := iscsi.Response{Status: res.Status, Wanted: res.Wanted}
-	if release != nil {
-		resp.ReadData, resp.Release = lent, release
-	}
-	switch req.Dir {
-	case sgio.DirFromDevice:
-		resp.ReadLen = res.Transferred(len(req.Data))
-	case sgio.DirBidi:
-		resp.ReadLen = res.Transferred(len(req.ReadData))
-	}
-	if res.HostStatus != 0 || res.DriverStatus&^scsi.DriverSense != 0 {
-		if release != nil {
-			release() // no data goes out
-		}
-		return transportResponse(res)
-	}
-	if res.Status == scsi.CheckCondition {
-		resp.Sense = res.Sense
-		if len(resp.Sense) == 0 {
-			// A CHECK CONDITION without sense can't be explained to the
-			// initiator; say so rather than send an empty sense.
-			resp.Sense = scsi.FixedSense(scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
-		}
-	}
-	return resp
-}

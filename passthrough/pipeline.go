@@ -2,6 +2,7 @@ package passthrough
 
 import (
 	"context"
+	"encoding/binary"
 
 	"github.com/sanbridge/sanbridge/iscsi"
 	"github.com/sanbridge/sanbridge/sgio/scsi"
@@ -13,14 +14,24 @@ import (
 //	REPORT LUNS       answered from the nexus' view
 //	lookup            a LUN outside the view: LOGICAL UNIT NOT SUPPORTED
 //	unit attention    a pending condition is reported (ua.go)
+//	shared LU         asymmetric access across gateways (alua.go)
 //	reservations      SPC-2 (reserve.go) and persistent (pr.go) conflicts
-//	policy            read-only mappings refuse write-class commands
-//	answer here       RESERVE/RELEASE, PERSISTENT RESERVE IN/OUT
-//	device            everything else passes to the device
-//	fix-ups           unit attentions for the other nexuses, WP
+//	policy            the device type's and the configuration's: refused
+//	                  opcodes, read-only mappings (policy.go)
+//	answer here       RESERVE/RELEASE, PERSISTENT RESERVE IN/OUT, REPORT
+//	                  TARGET PORT GROUPS of an unshared logical unit
+//	range             block commands beyond the capacity (disks)
+//	device            everything else passes to the device, cut to what
+//	                  its CDB moves and to what the path carries (exec.go,
+//	                  split.go); INQUIRY with the gateway's pages
+//	                  (inquiry.go)
+//	fix-ups           unit attentions for the other nexuses, capacity,
+//	                  mode parameters (mode.go), block limits
+//	sense format      what the logical unit's D_SENSE says
 //
-// The common case (no unit attention pending, no reservation) costs two
-// atomic loads besides the lookup, and allocates nothing here.
+// The common case (no unit attention pending, no reservation, a command
+// within the path) costs a few atomic loads and a table lookup besides
+// the lookup, and allocates nothing here.
 func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response {
 	cdb := cmd.CDB
 	if len(cdb) == 0 {
@@ -28,8 +39,7 @@ func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response
 	}
 	n := t.nexusOf(cmd.Nexus)
 	nv := n.view.Load()
-	op := scsi.Opcode(cdb[0])
-	if op == scsi.OpReportLUNs {
+	if scsi.Opcode(cdb[0]) == scsi.OpReportLUNs {
 		// REPORT LUNS reports no unit attention; it clears REPORTED LUNS
 		// DATA HAS CHANGED on every logical unit of the nexus (SPC-4
 		// 6.33).
@@ -43,6 +53,18 @@ func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response
 		return noSuchLUN(cmd)
 	}
 	lu := m.LU
+	r := lu.execute(ctx, n, m, x, cmd)
+	if len(r.Sense) > 0 {
+		senseFormat(&r, lu.dsense.Load(), lu.pol.dt, scsi.Opcode(cdb[0]))
+	}
+	return r
+}
+
+// execute runs cmd on the logical unit of mapping m, whose I_T_L nexus
+// for n is x: the stages after the lookup.
+func (lu *LU) execute(ctx context.Context, n *nexus, m *Mapping, x *itl, cmd *iscsi.Command) iscsi.Response {
+	cdb := cmd.CDB
+	op := scsi.Opcode(cdb[0])
 	if x.ua.pending() {
 		if r, ok := unitAttention(n, x, cmd); ok {
 			return r
@@ -58,8 +80,11 @@ func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response
 	if conflicts(n, lu, cdb) {
 		return iscsi.Response{Status: scsi.ReservationConflict}
 	}
-	if m.ReadOnly && writeClass(cdb) {
+	if m.ReadOnly && lu.pol.writeClass(cdb) {
 		return checkCondition(scsi.SenseDataProtect, scsi.ASCWriteProtected)
+	}
+	if lu.pol.rules[op].refuse {
+		return checkCondition(scsi.SenseIllegalRequest, scsi.ASCInvalidOpcode)
 	}
 	switch op {
 	case scsi.OpReserve6, scsi.OpReserve10:
@@ -70,8 +95,31 @@ func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response
 		return lu.persistentReserveIn(ctx, n, cmd)
 	case scsi.OpPersistentReserveOut:
 		return lu.persistentReserveOut(ctx, n, cmd)
+	case scsi.OpMaintenanceIn, scsi.OpMaintenanceOut:
+		// Asymmetric access is the gateway's (alua.go answers it for a
+		// shared logical unit); the device's own target port groups are
+		// those of the ports between it and the gateway.
+		if sa, ok := scsi.HasServiceAction(cdb); ok && sa == scsi.SAReportTargetPortGroups {
+			return iscsi.Response{Status: scsi.CheckCondition, Sense: scsi.InvalidFieldInCDB(1, 4)}
+		}
 	}
-	r := lu.do(ctx, cmd)
+	if lu.capStale.Load() {
+		lu.refreshCapacity(ctx)
+	}
+	g := lu.Geometry()
+	p, ok := lu.makePlan(cmd, &g)
+	if !ok {
+		return checkCondition(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB)
+	}
+	if g.Blocks > 0 && rangeChecked(g.Type) && !inRange(&p, g.Blocks) {
+		return checkCondition(scsi.SenseIllegalRequest, scsi.ASCLBAOutOfRange)
+	}
+	var r iscsi.Response
+	if op == scsi.OpInquiry {
+		r = lu.inquiry(ctx, n, cmd, &p)
+	} else {
+		r = lu.do(ctx, cmd, &p)
+	}
 	lu.observe(cmd, &r) // READ CAPACITY, INQUIRY: the geometry Admit uses
 	switch r.Status {
 	case scsi.Good:
@@ -79,20 +127,50 @@ func (t *Target) Execute(ctx context.Context, cmd *iscsi.Command) iscsi.Response
 		case scsi.OpModeSelect6, scsi.OpModeSelect10:
 			// SPC-4 6.9: the other I_T nexuses learn that the shared
 			// mode parameters changed.
+			lu.noteModeSelect(cmd)
 			lu.raiseUA(scsi.ASCModeParametersChanged, n)
 		case scsi.OpModeSense6, scsi.OpModeSense10:
-			if m.ReadOnly {
-				setWP(cmd, &r)
-			}
+			lu.fixModeSense(cmd, &r, m.ReadOnly)
+		case scsi.OpFormatUnit:
+			lu.capStale.Store(true) // a format may change the block size
+		case scsi.OpReadBlockLimits:
+			lu.fixBlockLimits(cmd, &r)
 		}
 	case scsi.CheckCondition:
 		// The device reports a unit attention to the one initiator it
 		// knows, the gateway: this nexus gets it now, the others later.
 		if asc, ok := deviceUA(r.Sense); ok {
+			lu.deviceChanged(asc)
 			lu.raiseUA(asc, n)
 		}
 	}
 	return r
+}
+
+// inRange reports whether the blocks a command addresses lie within a
+// medium of capacity blocks (SBC-4 4.5): the READ/WRITE family, and the
+// commands with a starting LBA that the decoder does not count as block
+// transfers (GET LBA STATUS, READ LONG, WRITE LONG: the LBA must exist).
+func inRange(p *plan, capacity uint64) bool {
+	if p.x.Block {
+		return p.x.InRange(capacity)
+	}
+	cdb := p.cdb
+	be := binary.BigEndian
+	switch scsi.Opcode(cdb[0]) {
+	case scsi.OpServiceActionIn16:
+		switch scsi.ServiceAction(cdb[1] & 0x1f) {
+		case scsi.SAGetLBAStatus, scsi.SAReadLong16:
+			return be.Uint64(cdb[2:10]) < capacity
+		}
+	case scsi.OpServiceActionOut16:
+		if scsi.ServiceAction(cdb[1]&0x1f) == scsi.SAWriteLong16 {
+			return be.Uint64(cdb[2:10]) < capacity
+		}
+	case scsi.OpReadLong10, scsi.OpWriteLong10:
+		return uint64(be.Uint32(cdb[2:6])) < capacity
+	}
+	return true
 }
 
 // conflicts reports whether a reservation of lu forbids cdb from n:

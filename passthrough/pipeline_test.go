@@ -486,10 +486,10 @@ func TestTransportErrorsBecomeSense(t *testing.T) {
 		key    scsi.SenseKey
 		asc    scsi.ASC
 	}{
-		{"gone", &failingDevice{err: fmt.Errorf("ioctl: %w", sgio.ErrGone)}, scsi.CheckCondition, scsi.SenseIllegalRequest, scsi.ASCLUNNotSupported},
+		{"gone", &failingDevice{err: fmt.Errorf("ioctl: %w", sgio.ErrGone)}, scsi.CheckCondition, scsi.SenseNotReady, scsi.ASCLUCommunicationFailure},
 		{"queue full", &failingDevice{err: sgio.ErrQueueFull}, scsi.TaskSetFull, 0, 0},
 		{"too large", &failingDevice{err: sgio.ErrTooLarge}, scsi.CheckCondition, scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB},
-		{"timeout", &failingDevice{err: sgio.ErrTimeout}, scsi.CheckCondition, scsi.SenseAbortedCommand, scsi.ASCNoAdditionalSense},
+		{"timeout", &failingDevice{err: sgio.ErrTimeout}, scsi.CheckCondition, scsi.SenseAbortedCommand, scsi.ASCLUCommunicationTimeout},
 		{"DID_NO_CONNECT", &failingDevice{res: &sgio.Result{HostStatus: scsi.HostNoConnect}}, scsi.CheckCondition, scsi.SenseNotReady, scsi.ASCLUCommunicationFailure},
 		{"DID_BUS_BUSY", &failingDevice{res: &sgio.Result{HostStatus: scsi.HostBusBusy}}, scsi.Busy, 0, 0},
 		{"DID_RESET", &failingDevice{res: &sgio.Result{HostStatus: scsi.HostReset}}, scsi.CheckCondition, scsi.SenseUnitAttention, scsi.ASCPowerOnOrReset},
@@ -520,10 +520,18 @@ func (c *cdbRecorder) Close() error        { return nil }
 
 // TestCDBTrimmedToItsLength: the engine hands over the 16 CDB bytes of the
 // BHS; the device gets the CDB's own length. RESERVE and RELEASE never
-// reach it.
+// reach it; a vendor-specific command, allowed, passes as it came.
 func TestCDBTrimmedToItsLength(t *testing.T) {
 	rec := &cdbRecorder{}
-	tg, n := oneLU(t, rec)
+	lu, err := NewLU(context.Background(), LUConfig{Name: "dev", Device: rec, Policy: PolicyConfig{Allow: []byte{0xc0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := newTarget(t, Everyone(mustView(t, Mapping{LUN: 0, LU: lu})), lu)
+	n := nexusOf(iqnA, 1)
+	tg.Attach(n, nil)
+	tg.nexusOf(n).view.Load().itls[0].ua.take()
+	rec.got = nil // what the gateway asked the device at NewLU
 	for _, cdb := range [][]byte{
 		make([]byte, 16), // TEST UNIT READY: 6
 		append([]byte{0x28}, make([]byte, 15)...), // READ(10): 10

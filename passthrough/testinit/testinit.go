@@ -214,6 +214,8 @@ func (s *Session) login() error {
 		s.TSIH = binary.BigEndian.Uint16(f.BHS[14:])
 		if f.BHS[1]&0x80 != 0 && f.BHS[1]&0x03 == 3 {
 			s.Params = params
+			// What this initiator declared it receives (above).
+			s.rd.MaxRecvDataSegmentLength = 262144
 			if v, err := strconv.Atoi(params["MaxRecvDataSegmentLength"]); err == nil && v > 0 {
 				s.maxXmit = v
 			}
