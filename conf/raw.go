@@ -10,16 +10,18 @@ import "github.com/hashicorp/hcl/v2"
 // backends, which are counted together.
 
 type rawFile struct {
-	LogLevel  hcl.Expression `hcl:"log_level,optional"`
-	Portals   []*rawPortal   `hcl:"portal,block"`
-	Discovery *rawDiscovery  `hcl:"discovery,block"`
-	Groups    []*rawGroup    `hcl:"initiator_group,block"`
-	Backends  []*rawBackend  `hcl:"backend,block"`
-	Targets   []*rawTarget   `hcl:"target,block"`
-	Cluster   *rawCluster    `hcl:"cluster,block"`
-	Metrics   *rawMetrics    `hcl:"metrics,block"`
-	ISNS      *rawISNS       `hcl:"isns,block"`
-	Limits    *rawLimits     `hcl:"limits,block"`
+	LogLevel  hcl.Expression   `hcl:"log_level,optional"`
+	Portals   []*rawPortal     `hcl:"portal,block"`
+	Discovery *rawDiscovery    `hcl:"discovery,block"`
+	Groups    []*rawGroup      `hcl:"initiator_group,block"`
+	Backends  []*rawBackend    `hcl:"backend,block"`
+	Targets   []*rawTarget     `hcl:"target,block"`
+	Cluster   *rawCluster      `hcl:"cluster,block"`
+	Metrics   *rawMetrics      `hcl:"metrics,block"`
+	ISNS      *rawISNS         `hcl:"isns,block"`
+	Limits    *rawLimits       `hcl:"limits,block"`
+	Auto      []*rawAutoExport `hcl:"auto_export,block"`
+	Admin     *rawAdmin        `hcl:"admin,block"`
 }
 
 type rawGroup struct {

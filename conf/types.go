@@ -79,6 +79,10 @@ type Config struct {
 	// Limits bound what initiators can make the gateway hold (the limits
 	// block; zero fields: the defaults).
 	Limits Limits `json:"limits"`
+	// AutoExports are the auto_export blocks, in file order.
+	AutoExports []AutoExport `json:"auto_exports,omitempty"`
+	// Admin, when non-nil, configures the admin endpoint.
+	Admin *Admin `json:"admin,omitempty"`
 }
 
 // InitiatorGroup is a named set of initiators that share LUN maps: each

@@ -92,11 +92,13 @@ func (r *resolver) resolve(raw *rawFile) *Config {
 	r.clusterSettings(raw)
 	r.serviceSettings(raw)
 	r.limits(raw.Limits)
+	r.autoExports(raw.Auto)
+	r.admin(raw.Admin)
 	if len(raw.Portals) == 0 {
 		r.errorf(r.body.MissingItemRange(), "Missing portal block",
 			`The configuration has no portal, so nothing would listen. Add one, for example: portal "lo" { listen = "127.0.0.1:3260" }`)
 	}
-	if len(raw.Targets) == 0 {
+	if len(raw.Targets) == 0 && len(raw.Auto) == 0 {
 		r.warnf(r.body.MissingItemRange(), "No targets",
 			`The configuration exports no target; initiators will find nothing. Add a target block with at least one lun.`)
 	}

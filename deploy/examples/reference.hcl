@@ -475,3 +475,63 @@ limits {
   auth_forget        = "15m"
   auth_table_size    = 4096
 }
+
+# auto_export "<name>": optional, any number. Exports every local SCSI
+# device that matches a selector, without a lun block per device, and
+# follows the devices as they come and go (hot-plug, sanbridge reload).
+# The name is like a portal's; each device's LUN number is remembered
+# under it in the state directory (serve --state-dir), by the device's
+# identity (WWN, else serial number), so a device keeps its LUN across
+# restarts and /dev/sgN renumbering; a new device takes the lowest free
+# number. A device that goes away keeps its LUN (answering NOT READY)
+# until it comes back. A device selected by a device block anywhere in
+# the file is never auto-exported.
+auto_export "shelf" {
+  # target: required. The target the devices are exported through, one
+  # LUN per device. A target block with the same name keeps its own LUNs
+  # (and access list, CHAP, views); the devices take the numbers it does
+  # not use. With per_device = true, target is a prefix instead: each
+  # device gets a target of its own named prefix + "." + its identity
+  # (lower case, characters outside [a-z0-9.-] replaced by '-'), LUN 0.
+  target     = "iqn.2026-11.io.sanbridge:shelf"
+  per_device = false
+
+  # alias: optional TargetAlias.
+  alias = "disk shelf"
+
+  # portals: optional, default every portal.
+  portals = ["lo"]
+
+  # The selector: a device is exported when every list given has an
+  # entry it matches. transports and types take the names `sanbridge
+  # scan` shows (transports: sas, fc, spi, usb, iscsi, ata, virtual,
+  # pseudo, srp, unknown; types: disk, tape, cdrom, changer, worm,
+  # optical, enclosure, zbc, ...). vendor and product are patterns on
+  # the INQUIRY strings, '*' for any run of characters, without case.
+  transports = ["sas", "fc", "spi", "virtual"]
+  types      = ["disk", "tape", "changer"]
+  vendor     = ["*"]
+  product    = ["*"]
+
+  # include_in_use: default false. Also export devices this host uses
+  # (mounted, swap, held by md/dm/LVM). include_iscsi: default false.
+  # Also export devices that are themselves iSCSI LUNs (never this
+  # gateway's own: an initiator on the appliance would loop).
+  include_in_use = false
+  include_iscsi  = false
+
+  # read_only: default false. Every LUN of the block refuses writes.
+  read_only = false
+}
+
+# admin: optional, at most one. The endpoint `sanbridge status` and
+# `sanbridge reload` talk to: a unix socket (owner only), by default
+# /run/sanbridge/admin.sock, or <state-dir>/admin.sock when /run/sanbridge
+# cannot be made (serve --admin-socket overrides both).
+admin {
+  socket = "/run/sanbridge/admin.sock"
+
+  # listen: optional. The same endpoint over HTTP on a loopback address
+  # (anything else is refused: the endpoint has no authentication).
+  listen = "127.0.0.1:9164"
+}
