@@ -217,9 +217,10 @@ func (o *opener) open(ct *conf.Target, l *conf.LUN) (*passthrough.LU, error) {
 	dev, key, err := openLUN(l, o.inv, o.log)
 	if err == nil {
 		var lu *passthrough.LU
+		policy, depth := luPolicy(l.Device) // policy.go
 		lu, err = passthrough.NewLU(context.Background(), passthrough.LUConfig{
 			Name: l.Backend, Key: key, Device: dev, PRStore: o.storeFor(l.Backend),
-			Log: o.log.With().Str("lu", l.Backend).Logger(),
+			Log: o.log.With().Str("lu", l.Backend).Logger(), Policy: policy, QueueDepth: depth,
 		})
 		if err == nil {
 			o.devices = append(o.devices, dev)

@@ -167,7 +167,11 @@ func openDevice(sel *conf.Device, name string, inv *inventory, log zerolog.Logge
 			return nil, "", err
 		}
 	}
-	dev, err := sgio.Open(d.SG, sgio.WithLogger(log))
+	opts := []sgio.Option{sgio.WithLogger(log)}
+	if sel.QueueDepth > 0 {
+		opts = append(opts, sgio.WithQueueDepth(sel.QueueDepth))
+	}
+	dev, err := sgio.Open(d.SG, opts...)
 	if err != nil {
 		return nil, "", err
 	}
