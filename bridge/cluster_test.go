@@ -74,22 +74,35 @@ func TestClusterGateways(t *testing.T) {
 		}
 		return s
 	}
+	// do retries a command that reports a unit attention, as initiators
+	// do: the membership changes raise ASYMMETRIC ACCESS STATE CHANGED
+	// whenever each gateway learns of the other.
+	do := func(s *testinit.Session, cdb, wdata []byte, rlen int) *testinit.Result {
+		for range 5 {
+			r := s.Do(0, cdb, wdata, rlen)
+			if r.Status != scsi.CheckCondition || r.SenseData().Key != scsi.SenseUnitAttention {
+				return r
+			}
+		}
+		t.Fatalf("unit attentions without end")
+		return nil
+	}
 	h1 := dial(addrA, clusterTarget, "iqn.2026-11.io.sanbridge:h1", 1)
 	h2 := dial(addrB, clusterTarget, "iqn.2026-11.io.sanbridge:h2", 2)
 	block := make([]byte, 512)
-	if r := h2.Do(0, testinit.Write10(0, 1), block, 0); r.Status != scsi.Good {
+	if r := do(h2, testinit.Write10(0, 1), block, 0); r.Status != scsi.Good {
 		t.Fatalf("write through B: %v", r)
 	}
-	if r := h1.Do(0, testinit.PersistentReserveOut(0, 0, 24), testinit.PRParams(0, 0x11, 0), 0); r.Status != scsi.Good {
+	if r := do(h1, testinit.PersistentReserveOut(0, 0, 24), testinit.PRParams(0, 0x11, 0), 0); r.Status != scsi.Good {
 		t.Fatalf("REGISTER through A: %v", r)
 	}
-	if r := h1.Do(0, testinit.PersistentReserveOut(1, 1, 24), testinit.PRParams(0x11, 0, 0), 0); r.Status != scsi.Good {
+	if r := do(h1, testinit.PersistentReserveOut(1, 1, 24), testinit.PRParams(0x11, 0, 0), 0); r.Status != scsi.Good {
 		t.Fatalf("RESERVE through A: %v", r)
 	}
-	if r := h2.Do(0, testinit.Write10(0, 1), block, 0); r.Status != scsi.ReservationConflict {
+	if r := do(h2, testinit.Write10(0, 1), block, 0); r.Status != scsi.ReservationConflict {
 		t.Fatalf("write through B under A's Write Exclusive: %v", r)
 	}
-	if r := h2.Do(0, testinit.Read10(0, 1), nil, 512); r.Status != scsi.Good {
+	if r := do(h2, testinit.Read10(0, 1), nil, 512); r.Status != scsi.Good {
 		t.Fatalf("read through B under A's Write Exclusive: %v", r)
 	}
 
@@ -98,26 +111,26 @@ func TestClusterGateways(t *testing.T) {
 	const rounds = 50
 	start := time.Now()
 	for i := range rounds {
-		if r := h1.Do(0, testinit.PersistentReserveOut(6, 0, 24), testinit.PRParams(0, uint64(0x100+i), 0), 0); r.Status != scsi.Good {
+		if r := do(h1, testinit.PersistentReserveOut(6, 0, 24), testinit.PRParams(0, uint64(0x100+i), 0), 0); r.Status != scsi.Good {
 			t.Fatalf("REGISTER AND IGNORE through A: %v", r)
 		}
 	}
 	prOut := time.Since(start) / rounds
 	start = time.Now()
 	for range 10 * rounds {
-		if r := h1.Do(0, testinit.Read10(0, 1), nil, 512); r.Status != scsi.Good {
+		if r := do(h1, testinit.Read10(0, 1), nil, 512); r.Status != scsi.Good {
 			t.Fatalf("read through A: %v", r)
 		}
 	}
 	read := time.Since(start) / (10 * rounds)
-	if r := h1.Do(0, testinit.PersistentReserveOut(3, 0, 24), testinit.PRParams(uint64(0x100+rounds-1), 0, 0), 0); r.Status != scsi.Good {
+	if r := do(h1, testinit.PersistentReserveOut(3, 0, 24), testinit.PRParams(uint64(0x100+rounds-1), 0, 0), 0); r.Status != scsi.Good {
 		t.Fatalf("CLEAR through A: %v", r)
 	}
 	// The same reads from a gateway that is not clustered, for comparison.
 	plain := dial(startGateway(t, conformanceConfig("")), conformanceTarget, "iqn.2026-11.io.sanbridge:h3", 3)
 	start = time.Now()
 	for range 10 * rounds {
-		if r := plain.Do(0, testinit.Read10(0, 1), nil, 512); r.Status != scsi.Good {
+		if r := do(plain, testinit.Read10(0, 1), nil, 512); r.Status != scsi.Good {
 			t.Fatalf("read through an unclustered gateway: %v", r)
 		}
 	}
