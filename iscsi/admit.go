@@ -140,9 +140,6 @@ func (c *conn) admit(t *task) bool {
 	if wlen > 0 {
 		t.wbuf = srv.pool.get(int(wlen))
 	}
-	if charge > 0 {
-		srv.mem.notePeak(srv.mem.inflight.Load() + srv.pool.cached.Load())
-	}
 	return true
 }
 

@@ -128,6 +128,7 @@ func (b *memBudget) reserve(sm *sessionMem, n int64) refusal {
 			return b.refuseLocked(sm, refusedHigh)
 		}
 		if b.inflight.CompareAndSwap(cur, cur+n) {
+			b.notePeak(cur + n)
 			break
 		}
 	}
@@ -157,7 +158,7 @@ func (b *memBudget) unreserve(sm *sessionMem, n int64) (reopen bool) {
 	return left <= b.high && b.withheld.Load() > 0
 }
 
-// notePeak records busy plus idle bytes for the peak gauge.
+// notePeak records the bytes reserved for the peak gauge.
 func (b *memBudget) notePeak(total int64) {
 	for {
 		p := b.peak.Load()

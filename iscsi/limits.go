@@ -185,7 +185,8 @@ func (l Limits) withDefaults(window uint32, loginTimeout time.Duration) Limits {
 type LimitStats struct {
 	// MemoryLimit is the budget; MemoryInFlight the bytes tasks hold;
 	// MemoryCached the bytes of idle pooled buffers (also within the
-	// budget); MemoryPeak the highest MemoryInFlight + MemoryCached.
+	// budget: they are evicted before a new buffer would exceed it);
+	// MemoryPeak the highest MemoryInFlight.
 	MemoryLimit, MemoryInFlight, MemoryCached, MemoryPeak int64
 	// MemoryFull counts commands answered TASK SET FULL for the memory
 	// budget (the whole budget, or this session's share of it).
