@@ -135,6 +135,10 @@ func (lu *LU) execute(ctx context.Context, n *nexus, m *Mapping, x *itl, cmd *is
 			lu.capStale.Store(true) // a format may change the block size
 		case scsi.OpReadBlockLimits:
 			lu.fixBlockLimits(cmd, &r)
+		case scsi.OpMaintenanceIn:
+			if sa, _ := scsi.HasServiceAction(cdb); sa == scsi.SAReportSupportedOpcodes {
+				lu.fixSupportedOpcodes(cmd, &r)
+			}
 		}
 	case scsi.CheckCondition:
 		// The device reports a unit attention to the one initiator it

@@ -1,6 +1,7 @@
 package passthrough
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -320,4 +321,62 @@ func responseData(cmd *iscsi.Command, r *iscsi.Response) []byte {
 		data = r.ReadData
 	}
 	return data[:min(max(r.ReadLen, 0), len(data))]
+}
+
+// fixSupportedOpcodes makes a REPORT SUPPORTED OPERATION CODES answer
+// (SPC-4 6.35) agree with the policy: the commands the gateway refuses
+// are not supported, whatever the device says. For the list of all
+// commands (REPORTING OPTIONS 000b) their descriptors are removed and the
+// COMMAND DATA LENGTH reduced; for one command (001b-011b) SUPPORT
+// becomes 001b (not supported) and the CDB usage data goes.
+func (lu *LU) fixSupportedOpcodes(cmd *iscsi.Command, r *iscsi.Response) {
+	cdb := cmd.CDB
+	if len(cdb) < 12 {
+		return
+	}
+	data := responseData(cmd, r)
+	refused := func(op byte, sa uint16, hasSA bool) bool {
+		if lu.pol.rules[op].refuse {
+			return true
+		}
+		// The device's own target port groups are not the initiator's
+		// (pipeline.go), unless the gateway answers for a shared unit.
+		return lu.shared == nil && hasSA && sa == uint16(scsi.SAReportTargetPortGroups) &&
+			(op == byte(scsi.OpMaintenanceIn) || op == byte(scsi.OpMaintenanceOut))
+	}
+	switch cdb[2] & 0x07 {
+	case 0:
+		if len(data) < 4 {
+			return
+		}
+		out, removed := 4, 0
+		for p := 4; p+8 <= len(data); {
+			n := 8
+			if data[p+5]&0x02 != 0 { // CTDP: a command timeouts descriptor follows
+				n += 12
+			}
+			if p+n > len(data) {
+				n = len(data) - p // cut short by the allocation length
+			}
+			if refused(data[p], binary.BigEndian.Uint16(data[p+2:p+4]), data[p+5]&0x01 != 0) {
+				removed += n
+			} else {
+				out += copy(data[out:], data[p:p+n])
+			}
+			p += n
+		}
+		if removed == 0 {
+			return
+		}
+		binary.BigEndian.PutUint32(data[0:4], binary.BigEndian.Uint32(data[0:4])-uint32(removed))
+		r.ReadLen -= removed
+		r.Wanted = max(r.Wanted-removed, 0)
+	case 1, 2, 3:
+		if len(data) < 4 || !refused(cdb[3], binary.BigEndian.Uint16(cdb[4:6]), cdb[2]&0x07 != 1) {
+			return
+		}
+		data[1] = data[1]&^0x07 | 0x01
+		data[2], data[3] = 0, 0
+		r.ReadLen, r.Wanted = 4, min(r.Wanted, 4)
+	}
 }

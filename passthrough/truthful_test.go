@@ -775,3 +775,37 @@ func TestDevicesProbed(t *testing.T) {
 		t.Errorf("tape: %+v %+v", g, lu.info)
 	}
 }
+
+// TestSupportedOpcodes: REPORT SUPPORTED OPERATION CODES agrees with the
+// policy: a denied command is neither listed nor supported.
+func TestSupportedOpcodes(t *testing.T) {
+	dev := newSGDisk(t, 2048, 0, 0)
+	_, tg := luWith(t, dev, PolicyConfig{Deny: []byte{0x28}})
+	n := ready(t, tg)
+	rsoc := func(opts, op byte, sa uint16, alloc uint32) []byte {
+		c := []byte{byte(scsi.OpMaintenanceIn), byte(scsi.SAReportSupportedOpcodes), opts, op, byte(sa >> 8), byte(sa), 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(c[6:], alloc)
+		return c
+	}
+	r, all := runData(t, tg, n, 0, rsoc(0, 0, 0, 8192), 8192)
+	wantSt(t, r, scsi.Good)
+	if int(binary.BigEndian.Uint32(all[0:4])) != len(all)-4 {
+		t.Fatalf("COMMAND DATA LENGTH %d for %d bytes", binary.BigEndian.Uint32(all[0:4]), len(all)-4)
+	}
+	var ops []byte
+	for p := 4; p+8 <= len(all); p += 8 + 12*int(all[p+5]>>1&1) {
+		ops = append(ops, all[p])
+	}
+	if slices.Contains(ops, 0x28) || !slices.Contains(ops, 0x88) || len(ops) < 10 {
+		t.Errorf("listed %x", ops)
+	}
+	r, one := runData(t, tg, n, 0, rsoc(1, 0x28, 0, 64), 64)
+	wantSt(t, r, scsi.Good)
+	if len(one) != 4 || one[1]&0x07 != 1 {
+		t.Errorf("READ(10) reported % x", one)
+	}
+	_, one = runData(t, tg, n, 0, rsoc(1, 0x88, 0, 64), 64)
+	if len(one) < 4 || one[1]&0x07 != 3 {
+		t.Errorf("READ(16) reported % x", one)
+	}
+}
