@@ -29,7 +29,8 @@ demo-local: build
 
 # Host tools the tests talk to (libiscsi's initiator tools; open-isns'
 # isnsd and isnsadm for the iSNS client; systemd-analyze to verify the
-# unit), and libusb's headers for the cgo build of sgio/bot (gousb). tgt is
+# unit; etcd for the cluster tests, which start their own members on
+# loopback ports), and libusb's headers for the cgo build of sgio/bot (gousb). tgt is
 # not installed here: its package starts a service on port 3260 (the bench
 # and the rig bring their own tgtd). Recommends are left out
 # (open-isns-utils would pull in the isnsdd discovery daemon); the iSNS
@@ -42,6 +43,7 @@ deps:
 	command -v isnsd >/dev/null || [ -x /usr/sbin/isnsd ] || need="$$need open-isns-server"; \
 	command -v isnsadm >/dev/null || [ -x /usr/sbin/isnsadm ] || need="$$need open-isns-utils"; \
 	command -v systemd-analyze >/dev/null || need="$$need systemd"; \
+	command -v etcd >/dev/null || need="$$need etcd-server"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
 		apt-get update -q || { echo "make deps: apt-get update failed"; exit 1; }; \
