@@ -7,6 +7,14 @@
 // unit attentions are the same whichever LUN number an initiator reaches
 // it through. Each target's views come from the configuration's masking
 // (conf.Config.GroupOf, conf.Target.ViewFor).
+//
+// Everything is live: a reload (Reload, ReloadFile) builds what the new
+// configuration runs, reusing every logical unit and target it does not
+// change, and commits the difference (state.go, reload.go); devices come
+// and go under their logical units (hotdev.go, watch.go); auto_export
+// blocks follow the inventory (autoexport.go); Serve ends with a graceful
+// stop (stop.go). Status and the admin endpoint show it (status.go,
+// admin.go).
 package bridge
 
 import (
@@ -14,31 +22,47 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
+	"net/netip"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/sanbridge/sanbridge/bridge/cluster"
+	"github.com/sanbridge/sanbridge/bridge/metrics"
 	"github.com/sanbridge/sanbridge/conf"
 	"github.com/sanbridge/sanbridge/iscsi"
 	"github.com/sanbridge/sanbridge/passthrough"
-	"github.com/sanbridge/sanbridge/sgio"
-	"github.com/sanbridge/sanbridge/sgio/emul"
 )
 
 // Bridge is a running gateway: the devices it opened and the server that
 // exports them.
 type Bridge struct {
-	log     zerolog.Logger
-	cfg     *conf.Config
-	srv     *iscsi.Server
-	devices []sgio.Device
-	targets []*passthrough.Target
-	node    *cluster.Node // nil unless clustered (clustered.go)
+	log      zerolog.Logger
+	opts     Options
+	store    passthrough.PRStore
+	node     *cluster.Node // nil unless clustered (clustered.go)
+	inv      *inventory
+	openSG   sgOpener
+	srv      *iscsi.Server
+	set      targetSet
+	book     *lunBook      // auto-exported LUN numbers (autoexport.go)
+	sessions *sessionCount // live sessions, for the graceful stop (stop.go)
 
+	// mu serializes what changes the running state: reloads, device
+	// reconciliation, the stop.
 	mu        sync.Mutex
-	listeners []net.Listener
+	cfg       *conf.Config // the configuration file's, as last applied
+	gen       *generation
+	listeners map[string]*portalListener // by listen address
+	last      ReloadResult
+	known     map[string]bool // identities of the devices seen (arrival/removal counts)
+	stopping  bool
+	serveErr  chan error // a listener that failed on its own
+
+	rescan chan struct{} // asks the device watcher for a rescan now
+	seen   atomic.Bool   // the device watcher runs
 }
 
 // Options tune a Bridge beyond its configuration.
@@ -48,15 +72,48 @@ type Options struct {
 	// Preferences override the iSCSI negotiation offers (zero: defaults).
 	Preferences iscsi.Preferences
 	// StateDir is the directory that keeps the persistent reservations
-	// registered with APTPL, so that they survive a restart. Empty keeps
-	// every persistent reservation in memory only.
+	// registered with APTPL, so that they survive a restart, and the LUN
+	// numbers of auto-exported devices. Empty keeps both in memory only.
 	StateDir string
+	// Metrics, when set, receives the gateway's counters (commands per
+	// LUN and initiator, sessions, logins, devices, reloads).
+	Metrics *metrics.Registry
+	// Load reads and validates the configuration again, for ReloadFile
+	// (SIGHUP, sanbridge reload); nil refuses those.
+	Load func() (*conf.Config, error)
+	// AroundReload, when set, wraps every reload (systemd's RELOADING=1
+	// and READY=1).
+	AroundReload func(reload func() error) error
+	// Applied, when set, is called after the running configuration
+	// changed (at Listen, after a reload, after devices changed what
+	// auto-export exports) with the effective configuration and the
+	// portals' bound addresses, in the portals' order (the iSNS
+	// registration follows it).
+	Applied func(cfg *conf.Config, bound []netip.AddrPort)
+	// WatchDevices makes Serve follow device arrivals and removals
+	// (kernel uevents, and a rescan every RescanInterval).
+	WatchDevices bool
+	// RescanInterval is how often the inventory is scanned again while
+	// WatchDevices; default 30 s.
+	RescanInterval time.Duration
+	// DrainTimeout bounds the graceful stop: how long sessions asked to
+	// log out have to finish their commands and go; default 15 s.
+	DrainTimeout time.Duration
 }
 
 // New opens every device the configuration maps and builds the server.
 // On error, whatever was opened is closed again.
 func New(cfg *conf.Config, opts Options) (*Bridge, error) {
-	b := &Bridge{log: opts.Log, cfg: cfg}
+	b := &Bridge{log: opts.Log, cfg: cfg, opts: opts, listeners: map[string]*portalListener{},
+		known: map[string]bool{}, serveErr: make(chan error, 1), rescan: make(chan struct{}, 1), openSG: openSGDevice,
+		sessions: newSessionCount()}
+	b.inv = newInventory(b.log)
+	return b.start(cfg)
+}
+
+// start is New after the Bridge's fields are set (tests replace the
+// inventory and the sg opener first).
+func (b *Bridge) start(cfg *conf.Config) (*Bridge, error) {
 	ok := false
 	defer func() {
 		if !ok {
@@ -64,287 +121,217 @@ func New(cfg *conf.Config, opts Options) (*Bridge, error) {
 			b.closeDevices()
 		}
 	}()
-	var store passthrough.PRStore
-	if opts.StateDir != "" {
-		fs, err := passthrough.NewFileStore(opts.StateDir)
+	if b.opts.StateDir != "" {
+		fs, err := passthrough.NewFileStore(b.opts.StateDir)
 		if err != nil {
 			return nil, err
 		}
-		store = fs
+		b.store = fs
+	}
+	b.book = newLUNBook(b.opts.StateDir)
+	if err := b.book.load(); err != nil {
+		return nil, err
 	}
 	if err := joinCluster(cfg, b); err != nil {
 		return nil, err
 	}
-	groupOf := make(map[string]uint16, len(cfg.Portals))
-	var portals []iscsi.Portal
-	var allGroups []uint16
-	for _, p := range cfg.Portals {
-		groupOf[p.Name] = p.Group
-		portals = append(portals, iscsi.Portal{Listen: p.Listen, Advertise: p.Advertise, Group: p.Group})
-		if !slices.Contains(allGroups, p.Group) {
-			allGroups = append(allGroups, p.Group)
-		}
+	eff, err := b.effective(cfg, nil)
+	if err != nil {
+		return nil, err
 	}
-	o := &opener{log: b.log, inv: newInventory(b.log), store: store, lus: make(map[string]*passthrough.LU), cfg: cfg, node: b.node}
-	var targets iscsi.StaticTargets
-	// Relative target port identifiers: one per target and portal group,
-	// numbered in the file's order, unique across the gateway (a logical
-	// unit may be reached through several targets).
-	nextPort := uint16(1)
-	for i := range cfg.Targets {
-		ct := &cfg.Targets[i]
-		t := &iscsi.Target{Name: ct.Name, Alias: ct.Alias}
-		for _, pn := range ct.Portals {
-			t.Groups = append(t.Groups, groupOf[pn])
-		}
-		groups := t.Groups
-		if len(groups) == 0 {
-			groups = allGroups
-		}
-		ports := make(map[uint16]uint16, len(groups))
-		for _, g := range groups {
-			ports[g] = relPort(cfg, nextPort)
-			b.addClusterPort(ct.Name, g, ports[g])
-			nextPort++
-		}
-		views := make(map[string]passthrough.View, 1+len(ct.Views))
-		var registry []*passthrough.LU
-		mapView := func(group string, luns []conf.LUN) error {
-			maps := make([]passthrough.Mapping, 0, len(luns))
-			for j := range luns {
-				l := &luns[j]
-				lu, err := o.open(ct, l)
-				if err != nil {
-					return err
-				}
-				maps = append(maps, passthrough.Mapping{LUN: l.ID, LU: lu, ReadOnly: l.ReadOnly})
-				if !slices.Contains(registry, lu) {
-					registry = append(registry, lu)
-				}
-			}
-			v, err := passthrough.NewView(maps...)
-			if err != nil {
-				return fmt.Errorf("%s: target %s: %w", ct.DeclRange.String(), ct.Name, err)
-			}
-			views[group] = v
-			return nil
-		}
-		if err := mapView("", ct.LUNs); err != nil {
-			return nil, err
-		}
-		for j := range ct.Views {
-			if err := mapView(ct.Views[j].Group, ct.Views[j].LUNs); err != nil {
-				return nil, err
-			}
-		}
-		viewOf := viewFunc(cfg, views)
-		h, err := passthrough.NewTarget(passthrough.TargetConfig{
-			Name:  ct.Name,
-			Ports: ports,
-			LUs:   registry,
-			Views: viewOf,
-			Log:   b.log.With().Str("target", ct.Name).Logger(),
-		})
-		if err != nil {
-			return nil, err
-		}
-		b.targets = append(b.targets, h)
-		t.Handler = h
-		t.Access = accessFunc(ct, viewOf)
-		// The largest burst the target negotiates must fit every
-		// device's transfer limit, so large commands don't fail.
-		for _, lu := range registry {
-			if m := lu.Device().Limits().MaxTransferBytes; m > 0 && (t.MaxBurstLength == 0 || uint32(m) < t.MaxBurstLength) {
-				t.MaxBurstLength = uint32(m)
-			}
-		}
-		targets = append(targets, t)
+	g, err := b.build(eff, nil)
+	if err != nil {
+		return nil, err
 	}
-	b.devices = o.devices
+	b.gen = g
+	b.noteDevices()
 	if err := b.startCluster(); err != nil {
 		return nil, err
 	}
+	b.set.store(g)
 	icfg := iscsi.Config{
-		Portals:     portals,
-		Targets:     targets,
-		Preferences: opts.Preferences,
+		Portals:     g.portals,
+		Targets:     &b.set,
+		Preferences: b.opts.Preferences,
 		Log:         b.log,
+		Hooks:       b.hooks(),
 	}
 	icfg.Limits, icfg.LoginTimeout = engineLimits(&cfg.Limits) // limits.go
-	if cfg.Discovery != nil && cfg.Discovery.CHAP != nil {
-		icfg.DiscoveryCHAP = chapSecret(cfg.Discovery.CHAP)
-	}
+	icfg.DiscoveryCHAP = g.dchap
 	srv, err := iscsi.NewServer(icfg)
 	if err != nil {
 		return nil, err
 	}
 	b.srv = srv
+	if r := b.opts.Metrics; r != nil {
+		r.SetMemoryBudget(icfg.Limits.Memory, func() int64 {
+			st := srv.LimitStats()
+			return st.MemoryInFlight + st.MemoryCached
+		})
+		r.Loaded(time.Now())
+	}
+	if err := b.book.save(); err != nil {
+		b.log.Warn().Err(err).Msg("saving the auto-exported LUN numbers")
+	}
+	b.last = ReloadResult{Time: time.Now(), OK: true, Summary: summarize(g)}
 	ok = true
 	return b, nil
 }
 
-// viewFunc resolves an initiator's view of one target from the views
-// built for its default map ("") and its groups, as conf.Target.ViewFor
-// does.
-func viewFunc(cfg *conf.Config, views map[string]passthrough.View) passthrough.ViewFunc {
-	return func(initiator string) passthrough.View {
-		if g, ok := cfg.GroupOf(initiator); ok {
-			if v, ok := views[g]; ok {
-				return v
+// hooks connects the engine's events to the session count and the
+// metrics.
+func (b *Bridge) hooks() iscsi.Hooks {
+	r := b.opts.Metrics
+	h := iscsi.Hooks{
+		SessionStarted: func(d iscsi.SessionDetail) {
+			b.sessions.add(1)
+			if r != nil && !d.Discovery {
+				r.SessionStarted(d.Nexus.TargetName)
 			}
-		}
-		return views[""]
-	}
-}
-
-// opener opens each backend once, on first use, as one logical unit.
-type opener struct {
-	log     zerolog.Logger
-	inv     *inventory
-	store   passthrough.PRStore
-	cfg     *conf.Config
-	node    *cluster.Node              // the cluster of shared backends, or nil
-	lus     map[string]*passthrough.LU // by conf.Backend.Name
-	devices []sgio.Device
-}
-
-// open returns the logical unit of l's backend, opening it the first
-// time; errors name the LUN and where in the file the backend is.
-func (o *opener) open(ct *conf.Target, l *conf.LUN) (*passthrough.LU, error) {
-	if lu, ok := o.lus[l.Backend]; ok {
-		return lu, nil
-	}
-	dev, key, err := openLUN(l, o.inv, o.log)
-	if err == nil {
-		var lu *passthrough.LU
-		policy, depth := luPolicy(l.Device) // policy.go
-		lu, err = passthrough.NewLU(context.Background(), passthrough.LUConfig{
-			Name: l.Backend, Key: key, Device: dev, PRStore: o.storeFor(l.Backend),
-			Log: o.log.With().Str("lu", l.Backend).Logger(), Policy: policy, QueueDepth: depth,
-		})
-		if err == nil {
-			o.devices = append(o.devices, dev)
-			o.lus[l.Backend] = lu
-			o.share(l.Backend, lu)
-			o.setGeometry(lu, l.Device) // limits.go
-			if l.Device != nil {
-				o.log.Info().Str("target", ct.Name).Uint64("lun", l.ID).Str("backend", l.Backend).Str("key", key).
-					Int("max_transfer", dev.Limits().MaxTransferBytes).Msg("pass-through device opened")
+		},
+		SessionEnded: func(d iscsi.SessionDetail) {
+			b.sessions.add(-1)
+			if r != nil && !d.Discovery {
+				r.SessionEnded(d.Nexus.TargetName)
 			}
-			return lu, nil
-		}
-		dev.Close()
+		},
 	}
-	where := l.DeclRange
-	switch {
-	case l.Emulated != nil && l.Emulated.File != "":
-		where = l.Emulated.FileRange
-	case l.Device != nil:
-		where = l.Device.DeclRange
+	if r != nil {
+		h.LoginFailed = func(_ string, st iscsi.LoginStatus) { r.LoginFailed(st.String()) }
+		h.CHAPFailed = r.CHAPFailed
 	}
-	return nil, fmt.Errorf("%s: target %s LUN %d: %w", where.String(), ct.Name, l.ID, err)
+	return h
 }
 
-// openLUN opens the backend of one LUN and returns its identity key: the
-// device's WWN or serial number when it has one, else the backend's
-// name in the configuration (stable for an unchanged file).
-func openLUN(l *conf.LUN, inv *inventory, log zerolog.Logger) (sgio.Device, string, error) {
-	switch {
-	case l.Device != nil:
-		return openDevice(l.Device, l.Backend, inv, log)
-	case l.Emulated != nil:
-		e := l.Emulated
-		d, err := emul.New(emul.Config{
-			SizeBytes: e.SizeBytes,
-			BlockSize: e.BlockSize,
-			File:      e.File,
-			ReadOnly:  e.ReadOnly,
-			Vendor:    e.Vendor,
-			Product:   e.Product,
-			Revision:  e.Revision,
-			Serial:    e.Serial,
-		})
-		if err != nil {
-			return nil, "", err
-		}
-		return d, "emulated:" + l.Backend, nil
-	}
-	return nil, "", errors.New("no backend configured")
-}
-
-// accessFunc builds the target's access policy: with initiator blocks
-// only those may log in, each with its own CHAP or the target's; and an
-// initiator whose view of the target is empty may neither log in nor
-// find the target in discovery.
-func accessFunc(ct *conf.Target, views passthrough.ViewFunc) func(string) iscsi.Access {
-	targetCHAP := chapSecret(ct.CHAP)
-	acl := make(map[string]*iscsi.CHAPSecret, len(ct.Initiators))
-	for _, in := range ct.Initiators {
-		c := targetCHAP
-		if in.CHAP != nil {
-			c = chapSecret(in.CHAP)
-		}
-		acl[in.Name] = c
-	}
-	return func(name string) iscsi.Access {
-		norm, err := iscsi.NormalizeName(name)
-		if err != nil {
-			return iscsi.Access{}
-		}
-		c := targetCHAP
-		if len(acl) > 0 {
-			var ok bool
-			if c, ok = acl[norm]; !ok {
-				return iscsi.Access{}
-			}
-		}
-		if views(norm).Len() == 0 {
-			return iscsi.Access{}
-		}
-		return iscsi.Access{Allowed: true, CHAP: c}
-	}
-}
-
-func chapSecret(c *conf.CHAP) *iscsi.CHAPSecret {
-	if c == nil {
-		return nil
-	}
-	return &iscsi.CHAPSecret{Username: c.Username, Secret: c.Secret, MutualUsername: c.MutualUsername, MutualSecret: c.MutualSecret}
+// portalListener is one portal's listening socket.
+type portalListener struct {
+	l       net.Listener
+	p       iscsi.Portal // what the engine's connections see (stable address)
+	closing atomic.Bool  // closed by a reload or the stop, not failed
 }
 
 // Listen opens the portals' sockets and returns their addresses (useful
 // with port 0 in tests).
 func (b *Bridge) Listen(ctx context.Context) ([]net.Addr, error) {
-	ls, err := b.srv.Listen(ctx)
-	if err != nil {
-		return nil, err
-	}
 	b.mu.Lock()
-	b.listeners = ls
-	b.mu.Unlock()
-	addrs := make([]net.Addr, len(ls))
-	for i, l := range ls {
-		addrs[i] = l.Addr()
+	defer b.mu.Unlock()
+	if len(b.listeners) == 0 {
+		ls, err := b.bind(ctx, b.gen.portals)
+		if err != nil {
+			return nil, err
+		}
+		for _, pl := range ls {
+			b.listeners[pl.p.Listen] = pl
+		}
 	}
+	addrs := make([]net.Addr, 0, len(b.gen.portals))
+	for _, p := range b.gen.portals {
+		addrs = append(addrs, b.listeners[p.Listen].l.Addr())
+	}
+	b.applied()
 	return addrs, nil
 }
 
-// Serve serves on the listeners opened by Listen (opening them if needed)
-// until ctx is done, then shuts down gracefully and closes the devices.
-func (b *Bridge) Serve(ctx context.Context) error {
-	b.mu.Lock()
-	ls := b.listeners
-	b.mu.Unlock()
-	if ls == nil {
-		if _, err := b.Listen(ctx); err != nil {
-			b.closeDevices()
-			return err
+// bind opens a listener for each portal; on error none stays open.
+func (b *Bridge) bind(ctx context.Context, ps []iscsi.Portal) ([]*portalListener, error) {
+	var lc net.ListenConfig
+	var out []*portalListener
+	for _, p := range ps {
+		l, err := lc.Listen(ctx, listenNetwork(p.Listen), p.Listen)
+		if err != nil {
+			for _, o := range out {
+				o.l.Close()
+			}
+			return nil, fmt.Errorf("listen on portal %s: %w", p.Listen, err)
 		}
-		b.mu.Lock()
-		ls = b.listeners
-		b.mu.Unlock()
+		out = append(out, &portalListener{l: l, p: p})
 	}
-	err := b.srv.ServeListeners(ctx, ls)
+	return out, nil
+}
+
+// listenNetwork keeps an IPv4 portal IPv4-only: Go's "tcp" would bind
+// 0.0.0.0 dual-stack, exposing the portal on IPv6 addresses too.
+func listenNetwork(addr string) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		if ap.Addr().Is4() {
+			return "tcp4"
+		}
+		return "tcp6"
+	}
+	return "tcp"
+}
+
+// serveListener serves one portal until its listener closes; a listener
+// that fails on its own ends Serve.
+func (b *Bridge) serveListener(pl *portalListener) {
+	go func() {
+		err := b.srv.Serve(pl.l, &pl.p)
+		if pl.closing.Load() || errors.Is(err, iscsi.ErrServerClosed) {
+			return
+		}
+		select {
+		case b.serveErr <- fmt.Errorf("portal %s: %w", pl.p.Listen, err):
+		default:
+		}
+	}()
+}
+
+// boundLocked returns the portals' bound addresses, in the portals'
+// order. b.mu is held.
+func (b *Bridge) boundLocked() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, p := range b.gen.portals {
+		pl := b.listeners[p.Listen]
+		if pl == nil {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(pl.l.Addr().String()); err == nil {
+			out = append(out, ap)
+		}
+	}
+	return out
+}
+
+// applied tells Options.Applied about the running configuration. b.mu is
+// held.
+func (b *Bridge) applied() {
+	if b.opts.Applied != nil && len(b.listeners) > 0 {
+		b.opts.Applied(b.gen.cfg, b.boundLocked())
+	}
+}
+
+// Serve serves on the listeners opened by Listen (opening them if needed)
+// until ctx is done or a listener fails, then stops gracefully (stop.go)
+// and closes the devices.
+func (b *Bridge) Serve(ctx context.Context) error {
+	if _, err := b.Listen(ctx); err != nil {
+		b.leaveCluster()
+		b.closeDevices()
+		return err
+	}
+	b.mu.Lock()
+	for _, pl := range b.listeners {
+		b.serveListener(pl)
+	}
+	b.mu.Unlock()
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	if b.opts.WatchDevices {
+		go func() { defer close(watched); b.watchDevices(wctx) }()
+	} else {
+		close(watched)
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-b.serveErr:
+		b.log.Error().Err(err).Msg("a portal failed; stopping")
+	}
+	stopWatch()
+	<-watched
+	if serr := b.stop(); err == nil {
+		err = serr
+	}
 	b.leaveCluster()
 	b.closeDevices()
 	return err
@@ -353,11 +340,55 @@ func (b *Bridge) Serve(ctx context.Context) error {
 // Server returns the iSCSI server (for session listings).
 func (b *Bridge) Server() *iscsi.Server { return b.srv }
 
+// closeDevices closes every backend's device.
 func (b *Bridge) closeDevices() {
-	for _, d := range b.devices {
-		if err := d.Close(); err != nil {
-			b.log.Warn().Err(err).Msg("closing device")
+	b.mu.Lock()
+	g := b.gen
+	b.gen = &generation{cfg: b.cfg, targets: map[string]*targetState{}, lus: map[string]*luState{}}
+	b.mu.Unlock()
+	if g == nil {
+		return
+	}
+	for _, ls := range g.sortedLUs() {
+		if err := ls.dev.Close(); err != nil {
+			b.log.Warn().Err(err).Str("backend", ls.backend).Msg("closing device")
 		}
 	}
-	b.devices = nil
 }
+
+// targetSet is what the engine looks targets up in: the committed
+// generation's targets, portals and discovery CHAP, swapped as a whole.
+type targetSet struct {
+	p atomic.Pointer[targetSnapshot]
+}
+
+type targetSnapshot struct {
+	list    []*iscsi.Target
+	byName  map[string]*iscsi.Target
+	portals []iscsi.Portal
+	dchap   *iscsi.CHAPSecret
+}
+
+// store publishes g's targets.
+func (s *targetSet) store(g *generation) {
+	snap := &targetSnapshot{list: g.engineTargets(), byName: make(map[string]*iscsi.Target, len(g.order)), portals: g.portals, dchap: g.dchap}
+	for _, t := range snap.list {
+		snap.byName[t.Name] = t
+	}
+	s.p.Store(snap)
+}
+
+// Target implements iscsi.Targets.
+func (s *targetSet) Target(name string) (*iscsi.Target, bool) {
+	t, ok := s.p.Load().byName[name]
+	return t, ok
+}
+
+// All implements iscsi.Targets.
+func (s *targetSet) All() []*iscsi.Target { return s.p.Load().list }
+
+// Portals implements iscsi.PortalSet.
+func (s *targetSet) Portals() []iscsi.Portal { return s.p.Load().portals }
+
+// DiscoveryCHAP implements iscsi.DiscoveryAuth.
+func (s *targetSet) DiscoveryCHAP() *iscsi.CHAPSecret { return s.p.Load().dchap }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,30 +53,7 @@ func startGatewayWith(t *testing.T, src string, opts Options) (addr string, stop
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs, err := b.Listen(ctx)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- b.Serve(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Error("gateway did not shut down within 15 s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return addrs[0].String(), stop
+	return serveTestBridge(t, b)
 }
 
 const conformanceTarget = "iqn.2026-11.io.sanbridge:conformance"

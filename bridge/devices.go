@@ -16,18 +16,20 @@ import (
 )
 
 // inventory scans the local SCSI devices (and USB mass-storage
-// interfaces) once, on first use, and remembers which USB interfaces are
-// open through their sg nodes or over the Bulk-Only transport.
+// interfaces) on first use, again after refresh (a reload, a device
+// event), and remembers which USB interfaces are open through their sg
+// nodes or over the Bulk-Only transport.
 type inventory struct {
-	once sync.Once
-	devs []discover.Device
-	err  error
-	scan func() ([]discover.Device, error)
+	scanMu sync.Mutex
+	fresh  bool
+	devs   []discover.Device
+	err    error
+	scan   func() ([]discover.Device, error)
 
-	usbOnce sync.Once
-	usb     []discover.USBInterface
-	usbErr  error
-	scanUSB func() ([]discover.USBInterface, error)
+	usbFresh bool
+	usb      []discover.USBInterface
+	usbErr   error
+	scanUSB  func() ([]discover.USBInterface, error)
 
 	mu  sync.Mutex
 	sg  map[string]bool           // USB interfaces opened through an sg node
@@ -43,7 +45,12 @@ func newInventory(log zerolog.Logger) *inventory {
 }
 
 func (inv *inventory) usbInterfaces() ([]discover.USBInterface, error) {
-	inv.usbOnce.Do(func() { inv.usb, inv.usbErr = inv.scanUSB() })
+	inv.scanMu.Lock()
+	defer inv.scanMu.Unlock()
+	if !inv.usbFresh {
+		inv.usb, inv.usbErr = inv.scanUSB()
+		inv.usbFresh = true
+	}
 	return inv.usb, inv.usbErr
 }
 
@@ -64,9 +71,35 @@ func (inv *inventory) claimSG(iface string) error {
 	return nil
 }
 
+// devices returns the devices of the last scan, scanning first if none
+// was made since the last refresh.
 func (inv *inventory) devices() ([]discover.Device, error) {
-	inv.once.Do(func() { inv.devs, inv.err = inv.scan() })
+	inv.scanMu.Lock()
+	defer inv.scanMu.Unlock()
+	if !inv.fresh {
+		inv.devs, inv.err = inv.scan()
+		inv.fresh = true
+	}
 	return inv.devs, inv.err
+}
+
+// refresh makes the next devices call scan again.
+func (inv *inventory) refresh() {
+	inv.scanMu.Lock()
+	inv.fresh, inv.usbFresh = false, false
+	inv.scanMu.Unlock()
+}
+
+// sgOpener opens an sg node (sgio.Open, or a fake in tests).
+type sgOpener func(path string, opts ...sgio.Option) (sgio.Device, error)
+
+// openSGDevice is the sgOpener of real devices.
+func openSGDevice(path string, opts ...sgio.Option) (sgio.Device, error) {
+	d, err := sgio.Open(path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // resolveDevice finds the one device that matches every selector of sel.
@@ -142,8 +175,9 @@ func describe(sel *conf.Device) string {
 }
 
 // openDevice opens the device sel selects for pass-through, and returns
-// its identity key: its WWN, else its serial number, else name.
-func openDevice(sel *conf.Device, name string, inv *inventory, log zerolog.Logger) (sgio.Device, string, error) {
+// its identity key: its WWN, else its serial number, else name. A local
+// SCSI device comes as a hotDevice, which outlives the device's removal.
+func openDevice(sel *conf.Device, name string, inv *inventory, openSG sgOpener, log zerolog.Logger) (sgio.Device, string, error) {
 	if sel.USB != nil {
 		return openUSB(sel, inv, log)
 	}
@@ -167,13 +201,21 @@ func openDevice(sel *conf.Device, name string, inv *inventory, log zerolog.Logge
 			return nil, "", err
 		}
 	}
+	opts := sgOptions(sel, log)
+	dev, err := openSG(d.SG, opts...)
+	if err != nil {
+		return nil, "", err
+	}
+	h := newHotDevice(dev, d)
+	h.reopen = func(path string) (sgio.Device, error) { return openSG(path, opts...) }
+	return h, key, nil
+}
+
+// sgOptions are the SG backend's options for a device block.
+func sgOptions(sel *conf.Device, log zerolog.Logger) []sgio.Option {
 	opts := []sgio.Option{sgio.WithLogger(log)}
 	if sel.QueueDepth > 0 {
 		opts = append(opts, sgio.WithQueueDepth(sel.QueueDepth))
 	}
-	dev, err := sgio.Open(d.SG, opts...)
-	if err != nil {
-		return nil, "", err
-	}
-	return dev, key, nil
+	return opts
 }

@@ -140,6 +140,21 @@ func (c *Config) chapFailed(l *login) {
 	c.Hooks.CHAPFailed(target)
 }
 
+// DiscoveryAuth is implemented by a [Targets] whose discovery CHAP
+// changes at run time: discovery logins then require DiscoveryCHAP()
+// rather than Config.DiscoveryCHAP. It must be safe for concurrent use.
+type DiscoveryAuth interface {
+	DiscoveryCHAP() *CHAPSecret
+}
+
+// discoveryCHAP returns the credentials discovery sessions need.
+func (c *Config) discoveryCHAP() *CHAPSecret {
+	if d, ok := c.Targets.(DiscoveryAuth); ok {
+		return d.DiscoveryCHAP()
+	}
+	return c.DiscoveryCHAP
+}
+
 // portals returns the portals discovery advertises.
 func (c *Config) portals() []Portal {
 	if ps, ok := c.Targets.(PortalSet); ok {

@@ -652,7 +652,7 @@ func (l *login) identify() *LoginError {
 	if l.discovery {
 		// RFC 7143 13.4: TargetName is for normal sessions; a discovery
 		// session ignores it.
-		l.creds = cfg.DiscoveryCHAP
+		l.creds = cfg.discoveryCHAP()
 	} else {
 		// RFC 7143 13.4: "TargetName ... MUST be provided by the initiator
 		// of the TCP connection to the remote endpoint in the first Login
