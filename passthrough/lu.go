@@ -47,6 +47,7 @@ type LU struct {
 	maxXfer  int         // the path's transfer limit in bytes (0: none known)
 	dsense   atomic.Bool // D_SENSE as the gateway presents it (mode.go)
 	capStale atomic.Bool // the capacity must be read again before a range check
+	quirks   quirk       // workarounds for the device (quirks.go)
 
 	mu      sync.Mutex
 	itls    map[*itl]struct{}    // attached I_T_L nexuses that see the LU
@@ -114,6 +115,7 @@ func NewLU(ctx context.Context, c LUConfig) (*LU, error) {
 	lu.pr = pr
 	info, g, dsense := probe(ctx, c.Device)
 	lu.info = info
+	lu.quirks = quirksOf(g.Type, &info)
 	lu.maxXfer = c.Device.Limits().MaxTransferBytes
 	lu.dsense.Store(dsense)
 	lu.geom.Store(&g)
@@ -122,7 +124,7 @@ func NewLU(ctx context.Context, c LUConfig) (*LU, error) {
 	}
 	lu.log.Debug().Str("lu", lu.name).Stringer("type", g.Type).Str("vendor", info.vendor).Str("product", info.product).
 		Uint32("block_size", g.BlockSize).Uint64("blocks", g.Blocks).Int("max_transfer", lu.maxXfer).
-		Bool("d_sense", dsense).Msg("device probed")
+		Bool("d_sense", dsense).Uint32("quirks", uint32(lu.quirks)).Msg("device probed")
 	return lu, nil
 }
 

@@ -115,9 +115,12 @@ func (lu *LU) execute(ctx context.Context, n *nexus, m *Mapping, x *itl, cmd *is
 		return checkCondition(scsi.SenseIllegalRequest, scsi.ASCLBAOutOfRange)
 	}
 	var r iscsi.Response
-	if op == scsi.OpInquiry {
+	switch {
+	case op == scsi.OpInquiry:
 		r = lu.inquiry(ctx, n, cmd, &p)
-	} else {
+	case op == scsi.OpTestUnitReady && lu.quirks&quirkTURByReadCapacity != 0:
+		r = lu.testUnitReady(ctx, cmd, &p)
+	default:
 		r = lu.do(ctx, cmd, &p)
 	}
 	lu.observe(cmd, &r) // READ CAPACITY, INQUIRY: the geometry Admit uses

@@ -809,3 +809,49 @@ func TestSupportedOpcodes(t *testing.T) {
 		t.Errorf("READ(16) reported % x", one)
 	}
 }
+
+// TestQuirkTUR: a drive whose TEST UNIT READY fails although it is ready
+// (the rig's megasas CD-ROM) is asked READ CAPACITY instead; other
+// drives get their own TEST UNIT READY.
+func TestQuirkTUR(t *testing.T) {
+	for _, tc := range []struct {
+		vendor, product string
+		quirk           bool
+	}{
+		{"HL-DT-ST", "DVDRAM GH24NSD1", true},
+		{"HL-DT-ST", "BD-RE BH16NS40", false},
+	} {
+		dev := newSGDisk(t, 2048, 0, 0)
+		dev.setPatch(func(req *sgio.Request, res *sgio.Result) {
+			if c := req.CDB; scsi.Opcode(c[0]) == scsi.OpInquiry && c[1]&1 == 0 && len(req.Data) >= 32 {
+				req.Data[0] = byte(scsi.TypeCDROM)
+				copy(req.Data[8:16], fmt.Sprintf("%-8s", tc.vendor))
+				copy(req.Data[16:32], fmt.Sprintf("%-16s", tc.product))
+			}
+		})
+		dev.setInject(func(req *sgio.Request, res *sgio.Result) bool {
+			if scsi.Opcode(req.CDB[0]) == scsi.OpTestUnitReady {
+				res.Status, res.Sense = scsi.CheckCondition, scsi.FixedSense(scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
+				return true
+			}
+			return false
+		})
+		lu, tg := luWith(t, dev, PolicyConfig{})
+		if lu.pol.dt != scsi.TypeCDROM {
+			t.Fatalf("type %v", lu.pol.dt)
+		}
+		n := nexusOf(iqnA, 1)
+		tg.Attach(n, nil)
+		tg.nexusOf(n).view.Load().itls[0].ua.take()
+		dev.sent()
+		r := run(t, tg, n, 0, testinit.TUR(), 0)
+		if tc.quirk {
+			wantSt(t, r, scsi.Good)
+			if q := dev.sent(); len(q) != 1 || scsi.Opcode(q[0].CDB[0]) != scsi.OpReadCapacity10 {
+				t.Errorf("%s: the drive got %v", tc.product, q)
+			}
+		} else {
+			wantCheck(t, r, scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
+		}
+	}
+}
