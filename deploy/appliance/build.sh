@@ -58,7 +58,10 @@ copy_elf() {
 	local src=$1 dst=${2:-$1} lib
 	rm -f "$root$dst"
 	install -D -m 0755 "$src" "$root$dst"
-	for lib in $(ldd "$src" 2>/dev/null | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }'); do
+	local libs
+	# ldd fails on a static binary: no libraries then, not an error.
+	libs=$(ldd "$src" 2>/dev/null | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }') || libs=""
+	for lib in $libs; do
 		[ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
 	done
 }
