@@ -188,7 +188,9 @@ func (s *Server) SessionDetails() []SessionDetail {
 // with an Asynchronous Message "logout request" (RFC 7143 11.9.1,
 // AsyncEvent 1) whose Parameter3, the time the initiator has to log out,
 // is the session's DefaultTime2Wait (at least one second). A session
-// still there after that time is ended (its connection dropped); one
+// still there after that time is ended (its connection dropped) once it
+// has no command in flight, or logoutGrace after the request at the
+// latest, so that commands that reached a device are answered; one
 // already asked is not asked again. It returns how many sessions it
 // asked.
 func (s *Server) RequestLogout(match func(SessionDetail) bool) int {
@@ -205,10 +207,20 @@ func (s *Server) RequestLogout(match func(SessionDetail) bool) int {
 		}
 		sa.detail.LogoutRequested = time.Now()
 		wait := time.Duration(max(sa.detail.Params.DefaultTime2Wait, 1)) * time.Second
+		asked := sa.detail.LogoutRequested
 		sa.drop = time.AfterFunc(wait, func() {
 			a.mu.Lock()
 			live := a.sessions[ss] == sa
 			a.mu.Unlock()
+			ss.mu.Lock()
+			busy := len(ss.tasks) > 0
+			ss.mu.Unlock()
+			if live && busy && time.Since(asked) < logoutGrace {
+				a.mu.Lock()
+				sa.drop.Reset(logoutRecheck)
+				a.mu.Unlock()
+				return
+			}
 			if live {
 				s.log.Info().Str("initiator", ss.nexus.InitiatorName).Stringer("isid", ss.nexus.ISID).
 					Str("target", ss.nexus.TargetName).Msg("no logout after the logout request: dropping the connection")
@@ -234,6 +246,14 @@ func (s *Server) RequestLogout(match func(SessionDetail) bool) int {
 	}
 	return len(reqs)
 }
+
+// logoutGrace bounds how long a session asked to log out is kept past
+// its DefaultTime2Wait for the commands it has in flight;
+// logoutRecheck is how often it is looked at meanwhile.
+const (
+	logoutGrace   = 30 * time.Second
+	logoutRecheck = 100 * time.Millisecond
+)
 
 // StopLogins stops accepting connections and logins: the listeners
 // close, and a login in progress fails with "service unavailable".
