@@ -334,12 +334,28 @@ func (c *conn) failData(t *task, asc scsi.ASC, format string, args ...any) error
 	return nil
 }
 
-// execute runs a task on its own goroutine and sends its completion.
-func (c *conn) execute(t *task) {
-	ss := t.ss
+// Inliner is implemented by a Handler that can tell, before a command
+// runs, that its Execute returns without waiting for anything that can
+// stall: no device I/O, no lock held across such I/O, no store, no
+// network, no other task (a memory-backed logical unit). The engine
+// runs such a command on the connection's reader goroutine when the
+// session has no other task running and no other PDU is already
+// received, which saves the hand-off to an executor goroutine, and the
+// scheduler wake-ups it costs, on every command at queue depth 1. While
+// it runs the connection reads nothing, so NOP-Outs and task management
+// requests wait behind it: Inline must answer false for any command
+// whose Execute can block. Inline is called on the reader goroutine
+// with the session's lock held; it must be quick and must not call back
+// into the engine.
+type Inliner interface {
+	Inline(cmd *Command) bool
+}
+
+// command fills t.cmd, the Command the handler sees, from the task.
+func (t *task) command() *Command {
 	cmd := &t.cmd
 	*cmd = Command{
-		Nexus: &ss.nexus,
+		Nexus: &t.ss.nexus,
 		LUN:   t.lun,
 		CDB:   t.cdb[:t.cdbLen],
 		Attr:  t.attr,
@@ -353,6 +369,14 @@ func (c *conn) execute(t *task) {
 	if t.rbuf != nil {
 		cmd.ReadBuf = t.rbuf.b
 	}
+	return cmd
+}
+
+// execute runs a task and sends its completion: on an executor
+// goroutine, or inline on the reader (see Inliner).
+func (c *conn) execute(t *task) {
+	ss := t.ss
+	cmd := t.command()
 	var resp Response
 	switch {
 	case t.aborted.Load():

@@ -739,8 +739,15 @@ func TestHeaderDigestMismatchDrops(t *testing.T) {
 // BenchmarkEngineRead4K drives 4 KiB READ(10)s through a real connection
 // over loopback, 32 in flight, with a client that allocates nothing: the
 // allocations reported are the engine's per command.
-func BenchmarkEngineRead4K(b *testing.B) {
-	h := newMemHandler(2048)
+func BenchmarkEngineRead4K(b *testing.B) { benchEngineRead4K(b, newMemHandler(2048), 32) }
+
+// BenchmarkEngineRead4KInlineQD1 is one command at a time with a handler
+// that lets the reader run them (Inliner).
+func BenchmarkEngineRead4KInlineQD1(b *testing.B) {
+	benchEngineRead4K(b, inlineReads{newMemHandler(2048)}, 1)
+}
+
+func benchEngineRead4K(b *testing.B, h Handler, depth int) {
 	srv, err := NewServer(Config{
 		Portals: []Portal{{Listen: "127.0.0.1:0", Group: 1}},
 		Targets: StaticTargets{{Name: testIQN, Handler: h}},
@@ -775,9 +782,8 @@ func BenchmarkEngineRead4K(b *testing.B) {
 	if err := rd.Read(&f); err != nil || LoginStatus(f.BHS.u16(36)) != LoginSuccess {
 		b.Fatalf("login: %v %v", err, LoginStatus(f.BHS.u16(36)))
 	}
-	const depth = 32
 	cmdSN := uint32(1)
-	var cmds [depth]BHS
+	var cmds [32]BHS
 	w := NewWriter(nc)
 	send := func(i int) {
 		c := &cmds[i]

@@ -122,6 +122,10 @@ func (r *Reader) Read(f *Frame) error {
 	return nil
 }
 
+// Buffered returns the number of bytes received and not yet read: a
+// non-zero count means the next Read does not wait for the network.
+func (r *Reader) Buffered() int { return r.r.Buffered() }
+
 func noEOF(err error) error {
 	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF

@@ -264,7 +264,10 @@ func (ss *session) retire(t *task) {
 // issue hands a task whose data is complete to the handler, in CmdSN
 // order, honouring SAM task attributes: SIMPLE tasks run concurrently, an
 // ORDERED task waits for all earlier ones and holds back later ones,
-// HEAD OF QUEUE runs at once.
+// HEAD OF QUEUE runs at once. Called on the connection's reader
+// goroutine, which runs the task itself when nothing else runs, no
+// other PDU is waiting to be read and the handler says the command
+// cannot block (Inliner).
 func (ss *session) issue(t *task) {
 	ss.mu.Lock()
 	t.state = taskQueued
@@ -273,17 +276,45 @@ func (ss *session) issue(t *task) {
 		ss.mu.Unlock()
 		return
 	}
+	if ss.running == 0 && ss.inline(t) {
+		ss.runLocked(t)
+		ss.mu.Unlock()
+		ss.conn.execute(t)
+		return
+	}
 	ss.startLocked(t)
 	ss.mu.Unlock()
 }
 
-func (ss *session) startLocked(t *task) {
+// inlineMaxRead bounds the data-in of a command the reader runs itself:
+// it also writes the response, and a socket write larger than what the
+// peer's receive window holds would keep it from reading meanwhile.
+const inlineMaxRead = 64 << 10
+
+// inline reports whether the reader may run t itself: the connection
+// has no further PDU received already (which a hand-off would let it
+// dispatch meanwhile), t's data-in is small, and the handler vouches
+// that t cannot block.
+func (ss *session) inline(t *task) bool {
+	if t.aborted.Load() || t.readLen > inlineMaxRead || ss.conn.rd.Buffered() > 0 {
+		return false
+	}
+	in, ok := ss.handler().(Inliner)
+	return ok && in.Inline(t.command())
+}
+
+// runLocked counts t as running.
+func (ss *session) runLocked(t *task) {
 	ss.running++
 	if t.attr == AttrOrdered {
 		ss.ordered = true
 	}
 	t.state = taskRunning
 	ss.taskWG.Add(1)
+}
+
+func (ss *session) startLocked(t *task) {
+	ss.runLocked(t)
 	if ss.idle.Load() <= int32(len(ss.work)) && ss.workers.Load() < int32(ss.window) {
 		ss.workers.Add(1)
 		go ss.worker()

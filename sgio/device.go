@@ -142,6 +142,16 @@ type Lender interface {
 	ExecuteLent(ctx context.Context, req *Request, res *Result) (data []byte, release func(), err error)
 }
 
+// NonBlocker is implemented by devices whose Execute can say it never
+// waits for anything that can stall: no system call that waits on
+// hardware, a file or the network, no lock held across one (a memory
+// disk). Callers may then run commands where waiting is not allowed,
+// such as a connection's reader.
+type NonBlocker interface {
+	// NonBlocking reports whether Execute returns without such a wait.
+	NonBlocking() bool
+}
+
 // Sentinel errors callers branch on with errors.Is.
 var (
 	// ErrGone: the device was removed (ENODEV, ENXIO).

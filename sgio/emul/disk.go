@@ -132,6 +132,14 @@ func (d *Disk) AllocatedBytes() int64 {
 	return -1
 }
 
+// NonBlocking implements sgio.NonBlocker: a memory disk's commands
+// copy memory and take only locks held for such copies; a file-backed
+// disk's wait for the file.
+func (d *Disk) NonBlocking() bool {
+	_, ok := d.st.(*memStore)
+	return ok
+}
+
 // Limits returns the configured transfer limits.
 func (d *Disk) Limits() sgio.Limits {
 	return sgio.Limits{MaxTransferBytes: int(d.maxXfer) << d.shift, QueueDepth: d.cfg.QueueDepth}
