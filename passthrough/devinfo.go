@@ -32,6 +32,8 @@ type devInfo struct {
 	vpd []byte
 	// answered is set when the device answered the standard INQUIRY.
 	answered bool
+	// quirks are the workarounds the device needs (quirks.go).
+	quirks quirk
 }
 
 // hasVPD reports whether the device lists page.
@@ -98,11 +100,15 @@ func probe(ctx context.Context, dev sgio.Device) (devInfo, Geometry, bool) {
 			g.Type = scsi.DeviceType(inq[0] & 0x1f)
 		}
 		if len(inq) >= 32 {
-			info.vendor = strings.TrimSpace(string(inq[8:16]))
-			info.product = strings.TrimSpace(string(inq[16:32]))
+			info.vendor = strings.TrimRight(string(inq[8:16]), " \x00")
+			info.product = strings.TrimRight(string(inq[16:32]), " \x00")
 		}
 	} else {
 		info.qualType = byte(g.Type)
+	}
+	info.quirks = quirksOf(g.Type, &info)
+	if info.quirks&quirkNoDataBuffer == 0 && info.answered && detectNoDataBuffer(ctx, dev) {
+		info.quirks |= quirkNoDataBuffer
 	}
 	if p, _, ok := query(ctx, dev, scsi.InquiryCDB(true, 0x00, 255), 255); ok && len(p) >= 4 && p[1] == 0x00 {
 		n := min(int(binary.BigEndian.Uint16(p[2:4])), len(p)-4)

@@ -232,6 +232,10 @@ func lengthField(cdb []byte, dt scsi.DeviceType) int {
 // can lend its buffer does (the engine sends from it and gives it back).
 // The device request is the one allocation of the common case.
 func (lu *LU) single(ctx context.Context, p *plan, dir sgio.Direction, data, readData []byte, wanted int, lend bool) iscsi.Response {
+	scratch := dir == sgio.DirNone && lu.quirks&quirkNoDataBuffer != 0
+	if scratch {
+		dir, data, lend = sgio.DirFromDevice, make([]byte, noDataBufferLen), false
+	}
 	x := &struct {
 		req sgio.Request
 		res sgio.Result
@@ -264,7 +268,7 @@ func (lu *LU) single(ctx context.Context, p *plan, dir sgio.Direction, data, rea
 	default:
 		resp.Wanted = wanted
 	}
-	if !r.transport {
+	if !r.transport && !scratch {
 		switch dir {
 		case sgio.DirFromDevice:
 			resp.ReadLen = res.Transferred(len(data))

@@ -115,7 +115,7 @@ func NewLU(ctx context.Context, c LUConfig) (*LU, error) {
 	lu.pr = pr
 	info, g, dsense := probe(ctx, c.Device)
 	lu.info = info
-	lu.quirks = quirksOf(g.Type, &info)
+	lu.quirks = info.quirks
 	lu.maxXfer = c.Device.Limits().MaxTransferBytes
 	lu.dsense.Store(dsense)
 	lu.geom.Store(&g)

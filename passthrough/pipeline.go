@@ -118,8 +118,6 @@ func (lu *LU) execute(ctx context.Context, n *nexus, m *Mapping, x *itl, cmd *is
 	switch {
 	case op == scsi.OpInquiry:
 		r = lu.inquiry(ctx, n, cmd, &p)
-	case op == scsi.OpTestUnitReady && lu.quirks&quirkTURByReadCapacity != 0:
-		r = lu.testUnitReady(ctx, cmd, &p)
 	default:
 		r = lu.do(ctx, cmd, &p)
 	}

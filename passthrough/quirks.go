@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/sanbridge/sanbridge/iscsi"
 	"github.com/sanbridge/sanbridge/sgio"
 	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
@@ -17,13 +16,14 @@ import (
 type quirk uint32
 
 const (
-	// quirkTURByReadCapacity: TEST UNIT READY answers HARDWARE ERROR,
-	// INTERNAL TARGET FAILURE although the drive is ready (QEMU 7.2's
-	// megasas-gen2 in front of a scsi-cd, as in the rig: the drive reads
-	// fine). The gateway asks READ CAPACITY(10) instead, which tells the
-	// same as TEST UNIT READY would (GOOD with a medium, NOT READY
-	// without, a pending unit attention) and returns no data.
-	quirkTURByReadCapacity quirk = 1 << iota
+	// quirkNoDataBuffer: commands without data fail with HARDWARE ERROR,
+	// INTERNAL TARGET FAILURE although the device is fine, because the
+	// adapter wants a scatter-gather list for every command (QEMU 7.2's
+	// megasas-gen2, as in the rig: TEST UNIT READY, PREVENT ALLOW MEDIUM
+	// REMOVAL and START STOP UNIT on its CD-ROM fail, the same with a
+	// data-in buffer pass). The gateway sends them with a small data-in
+	// buffer whose content it discards.
+	quirkNoDataBuffer quirk = 1 << iota
 )
 
 // quirkEntry matches devices by peripheral type and by INQUIRY vendor
@@ -35,10 +35,11 @@ type quirkEntry struct {
 	q       quirk
 }
 
-// quirkTable lists the known quirks.
+// quirkTable lists the known quirks. A device not listed whose TEST UNIT
+// READY shows quirkNoDataBuffer's symptom at NewLU gets it too (probe).
 var quirkTable = []quirkEntry{
 	// The rig's megasas CD-ROM (deploy/rig/hardware.json, sas-cd0).
-	{dt: scsi.TypeCDROM, vendor: "HL-DT-ST", product: "DVDRAM GH24NSD1", q: quirkTURByReadCapacity},
+	{dt: scsi.TypeCDROM, vendor: "HL-DT-ST", product: "DVDRAM GH24NSD1", q: quirkNoDataBuffer},
 }
 
 // quirksOf returns the quirks of a device of type dt with the INQUIRY
@@ -53,16 +54,22 @@ func quirksOf(dt scsi.DeviceType, info *devInfo) quirk {
 	return q
 }
 
-// testUnitReady answers TEST UNIT READY for a device with
-// quirkTURByReadCapacity: READ CAPACITY(10)'s status and sense, without
-// its data.
-func (lu *LU) testUnitReady(ctx context.Context, cmd *iscsi.Command, p *plan) iscsi.Response {
-	if !lu.q.acquire(ctx, cmd.Nexus) {
-		return checkCondition(scsi.SenseAbortedCommand, scsi.ASCNoAdditionalSense)
+// noDataBufferLen is the size of the data-in buffer a command without
+// data gets under quirkNoDataBuffer.
+const noDataBufferLen = 512
+
+// detectNoDataBuffer reports whether dev shows quirkNoDataBuffer's
+// symptom: TEST UNIT READY fails with HARDWARE ERROR, INTERNAL TARGET
+// FAILURE, and passes with a data-in buffer.
+func detectNoDataBuffer(ctx context.Context, dev sgio.Device) bool {
+	hwError := func(res *sgio.Result) bool {
+		s, err := scsi.ParseSense(res.Sense)
+		return res.Status == scsi.CheckCondition && err == nil && s.Key == scsi.SenseHardwareError && s.ASC == scsi.ASCInternalTargetFailure
 	}
-	defer lu.q.release()
-	rc := plan{rule: p.rule, timeout: p.timeout, cdb: []byte{byte(scsi.OpReadCapacity10), 0, 0, 0, 0, 0, 0, 0, 0, 0}}
-	r := lu.single(ctx, &rc, sgio.DirFromDevice, make([]byte, 8), nil, 0, false)
-	r.ReadLen, r.Wanted = 0, 0
-	return r
+	tur := []byte{byte(scsi.OpTestUnitReady), 0, 0, 0, 0, 0}
+	if _, res, ok := query(ctx, dev, tur, 0); ok || !hwError(res) {
+		return false
+	}
+	_, _, ok := query(ctx, dev, tur, noDataBufferLen)
+	return ok
 }

@@ -810,48 +810,64 @@ func TestSupportedOpcodes(t *testing.T) {
 	}
 }
 
-// TestQuirkTUR: a drive whose TEST UNIT READY fails although it is ready
-// (the rig's megasas CD-ROM) is asked READ CAPACITY instead; other
-// drives get their own TEST UNIT READY.
-func TestQuirkTUR(t *testing.T) {
+// TestQuirkNoDataBuffer: behind an adapter that fails every command
+// without data (QEMU's megasas, the rig's CD-ROM), commands without data
+// are sent with a data-in buffer: the listed drive, and an unlisted one
+// whose TEST UNIT READY shows the symptom at NewLU. A drive that fails
+// either way keeps its answer.
+func TestQuirkNoDataBuffer(t *testing.T) {
 	for _, tc := range []struct {
-		vendor, product string
-		quirk           bool
+		product string
+		broken  bool // fails also with a buffer
+		quirk   bool
 	}{
-		{"HL-DT-ST", "DVDRAM GH24NSD1", true},
-		{"HL-DT-ST", "BD-RE BH16NS40", false},
+		{"DVDRAM GH24NSD1", false, true},
+		{"BD-RE BH16NS40", false, true},
+		{"BD-RE BH16NS40", true, false},
 	} {
 		dev := newSGDisk(t, 2048, 0, 0)
 		dev.setPatch(func(req *sgio.Request, res *sgio.Result) {
 			if c := req.CDB; scsi.Opcode(c[0]) == scsi.OpInquiry && c[1]&1 == 0 && len(req.Data) >= 32 {
 				req.Data[0] = byte(scsi.TypeCDROM)
-				copy(req.Data[8:16], fmt.Sprintf("%-8s", tc.vendor))
+				copy(req.Data[8:16], "HL-DT-ST")
 				copy(req.Data[16:32], fmt.Sprintf("%-16s", tc.product))
 			}
 		})
 		dev.setInject(func(req *sgio.Request, res *sgio.Result) bool {
-			if scsi.Opcode(req.CDB[0]) == scsi.OpTestUnitReady {
-				res.Status, res.Sense = scsi.CheckCondition, scsi.FixedSense(scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
+			switch scsi.Opcode(req.CDB[0]) {
+			case scsi.OpTestUnitReady, scsi.OpPreventAllowMediumRemoval:
+				if req.Dir == sgio.DirNone || tc.broken {
+					res.Status, res.Sense = scsi.CheckCondition, scsi.FixedSense(scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
+				} else {
+					res.Resid = len(req.Data) // nothing moved
+				}
 				return true
 			}
 			return false
 		})
 		lu, tg := luWith(t, dev, PolicyConfig{})
-		if lu.pol.dt != scsi.TypeCDROM {
-			t.Fatalf("type %v", lu.pol.dt)
+		if lu.pol.dt != scsi.TypeCDROM || (lu.quirks&quirkNoDataBuffer != 0) != tc.quirk {
+			t.Fatalf("%s: type %v, quirks %b", tc.product, lu.pol.dt, lu.quirks)
 		}
 		n := nexusOf(iqnA, 1)
 		tg.Attach(n, nil)
 		tg.nexusOf(n).view.Load().itls[0].ua.take()
 		dev.sent()
-		r := run(t, tg, n, 0, testinit.TUR(), 0)
-		if tc.quirk {
-			wantSt(t, r, scsi.Good)
-			if q := dev.sent(); len(q) != 1 || scsi.Opcode(q[0].CDB[0]) != scsi.OpReadCapacity10 {
-				t.Errorf("%s: the drive got %v", tc.product, q)
+		for _, cdb := range [][]byte{testinit.TUR(), {byte(scsi.OpPreventAllowMediumRemoval), 0, 0, 0, 1, 0}} {
+			r := run(t, tg, n, 0, cdb, 0)
+			if tc.quirk {
+				wantSt(t, r, scsi.Good)
+				if r.ReadLen != 0 {
+					t.Errorf("%s: %d bytes of scratch data went out", tc.product, r.ReadLen)
+				}
+			} else {
+				wantCheck(t, r, scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
 			}
-		} else {
-			wantCheck(t, r, scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
+		}
+		for _, q := range dev.sent() {
+			if tc.quirk != (q.Dir == sgio.DirFromDevice && len(q.Data) == noDataBufferLen) {
+				t.Errorf("%s: %x sent %v with %d bytes", tc.product, q.CDB[0], q.Dir, len(q.Data))
+			}
 		}
 	}
 }
