@@ -750,11 +750,16 @@ func prDone(write bool) prOutcome { return prOutcome{st: scsi.Good, write: write
 func prIllegal(asc scsi.ASC) []byte { return scsi.FixedSense(scsi.SenseIllegalRequest, asc) }
 
 // prStoreFailure is the answer when the store fails: INSUFFICIENT
-// REGISTRATION RESOURCES when it ran out of space, INTERNAL TARGET
-// FAILURE otherwise.
+// REGISTRATION RESOURCES when it ran out of space; NOT READY, LOGICAL
+// UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION (retried by
+// initiators) when it is unreachable for now ([ErrPRUnavailable]);
+// INTERNAL TARGET FAILURE otherwise.
 func prStoreFailure(err error) (scsi.Status, []byte) {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return scsi.CheckCondition, prIllegal(scsi.ASCInsufficientRegResources)
+	}
+	if errors.Is(err, ErrPRUnavailable) {
+		return scsi.CheckCondition, scsi.FixedSense(scsi.SenseNotReady, ascAccessTransition)
 	}
 	return scsi.CheckCondition, scsi.FixedSense(scsi.SenseHardwareError, scsi.ASCInternalTargetFailure)
 }

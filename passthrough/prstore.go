@@ -20,6 +20,15 @@ import (
 // retries.
 var ErrPRConflict = errors.New("passthrough: persistent reservation record changed concurrently")
 
+// ErrPRUnavailable is wrapped by a [PRStore]'s errors when the store is
+// unreachable for now (a shared store that lost its quorum, timed out or
+// is electing a leader) and the same request may succeed later. Such a
+// failure is answered with NOT READY, LOGICAL UNIT NOT ACCESSIBLE,
+// ASYMMETRIC ACCESS STATE TRANSITION, which initiators retry, instead of
+// a HARDWARE ERROR. A compare-and-swap that fails so may or may not have
+// been stored; the retry loads the record again.
+var ErrPRUnavailable = errors.New("passthrough: persistent reservation store unavailable")
+
 // PRRecord is the persistent reservation state of one logical unit as a
 // [PRStore] keeps it (SPC-4 5.13): the registrations, the reservation and
 // the counters that survive a restart when APTPL is set. The zero value is

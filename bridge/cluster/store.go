@@ -3,9 +3,13 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sanbridge/sanbridge/passthrough"
 )
@@ -27,7 +31,7 @@ func (s *Store) Load(ctx context.Context, key string) (passthrough.PRRecord, uin
 	defer cancel()
 	resp, err := s.n.cli.Get(ctx, s.prKey(key))
 	if err != nil {
-		return passthrough.PRRecord{}, 0, fmt.Errorf("cluster: load persistent reservations of %q: %w", key, err)
+		return passthrough.PRRecord{}, 0, fmt.Errorf("cluster: load persistent reservations of %q: %w", key, unavailable(ctx, err))
 	}
 	if len(resp.Kvs) == 0 {
 		return passthrough.PRRecord{}, 0, nil
@@ -56,7 +60,7 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, version uint64, 
 		Else(clientv3.OpGet(k, clientv3.WithKeysOnly())).
 		Commit()
 	if err != nil {
-		return 0, fmt.Errorf("cluster: store persistent reservations of %q: %w", key, err)
+		return 0, fmt.Errorf("cluster: store persistent reservations of %q: %w", key, unavailable(ctx, err))
 	}
 	if !resp.Succeeded {
 		var cur int64
@@ -71,3 +75,52 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, version uint64, 
 
 // Durable implements passthrough.PRStore: records are kept by etcd.
 func (*Store) Durable() bool { return true }
+
+// unavailable marks err with passthrough.ErrPRUnavailable when etcd
+// could not answer for now: a timeout (ours or the server's), no leader
+// or a leader change, a member out of reach, too many requests, or the
+// request's context (ctx, with its timeout) ending, whatever error that
+// came back as (etcd may answer "code = Unknown desc = context deadline
+// exceeded"). Other errors (permission denied, a request etcd refuses)
+// are returned as they are.
+func unavailable(ctx context.Context, err error) error {
+	if ctx.Err() != nil || unreachable(err) {
+		return fmt.Errorf("%w: %w", passthrough.ErrPRUnavailable, err)
+	}
+	return err
+}
+
+func unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	for _, e := range []error{rpctypes.ErrTimeout, rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost,
+		rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrTooManyRequests, rpctypes.ErrStopped, rpctypes.ErrNotCapable} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return transient(ee.Code())
+	}
+	if st, ok := status.FromError(err); ok {
+		// The server ran out of the deadline the request carried, just
+		// before the client did: it says so with code Unknown.
+		if st.Code() == codes.Unknown && (st.Message() == context.DeadlineExceeded.Error() || st.Message() == context.Canceled.Error()) {
+			return true
+		}
+		return transient(st.Code())
+	}
+	return false
+}
+
+// transient reports whether a gRPC code says the request may succeed
+// when sent again later.
+func transient(c codes.Code) bool {
+	switch c {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
