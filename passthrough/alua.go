@@ -270,7 +270,8 @@ func (lu *LU) AccessChanged() { lu.raiseUA(ascAccessStateChanged, nil) }
 // unit attention stage: it refuses what the local access state forbids
 // (before any reservation check: a gateway that is not active may hold
 // stale reservations), answers REPORT and SET TARGET PORT GROUPS, and
-// runs PERSISTENT RESERVE OUT to completion on every gateway.
+// runs PERSISTENT RESERVE OUT, and RESERVE and RELEASE when the SPC-2
+// reservation is shared (reserve.go), to completion on every gateway.
 func (lu *LU) sharedStage(ctx context.Context, n *nexus, cmd *iscsi.Command) (iscsi.Response, bool) {
 	s := lu.shared
 	cdb := cmd.CDB
@@ -296,6 +297,18 @@ func (lu *LU) sharedStage(ctx context.Context, n *nexus, cmd *iscsi.Command) (is
 			}
 			return setTargetPortGroups(ctx, s, cmd), true
 		}
+	case scsi.OpReserve6, scsi.OpReserve10, scsi.OpRelease6, scsi.OpRelease10:
+		sr, ok := s.(SharedReserve)
+		if !ok {
+			break
+		}
+		r, changed := lu.sharedReserve(ctx, sr, n, cdb)
+		if changed {
+			if err := s.Settle(ctx); err != nil {
+				lu.log.Warn().Err(err).Str("lu", lu.name).Msg("SPC-2 reservation change not confirmed by every gateway")
+			}
+		}
+		return r, true
 	case scsi.OpPersistentReserveOut:
 		r := lu.persistentReserveOut(ctx, n, cmd)
 		if r.Status == scsi.Good {

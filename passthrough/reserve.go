@@ -1,6 +1,10 @@
 package passthrough
 
 import (
+	"context"
+	"errors"
+	"time"
+
 	"github.com/sanbridge/sanbridge/iscsi"
 	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
@@ -103,9 +107,126 @@ func highBit(b byte) int {
 }
 
 // clearReservation ends the SPC-2 reservation whoever holds it (LOGICAL
-// UNIT RESET, TARGET RESET).
-func (lu *LU) clearReservation() { lu.reserved.Store(nil) }
+// UNIT RESET, TARGET RESET), on every gateway of a shared logical unit.
+func (lu *LU) clearReservation() {
+	lu.reserved.Store(nil)
+	if sr, ok := lu.shared.(SharedReserve); ok {
+		lu.publishRelease(sr, "")
+	}
+}
 
 // releaseHeldBy ends the reservation if n holds it (n's nexus ended or
-// lost sight of the logical unit).
-func (lu *LU) releaseHeldBy(n *nexus) { lu.reserved.CompareAndSwap(n, nil) }
+// lost sight of the logical unit), on every gateway of a shared logical
+// unit.
+func (lu *LU) releaseHeldBy(n *nexus) {
+	if !lu.reserved.CompareAndSwap(n, nil) {
+		return
+	}
+	if sr, ok := lu.shared.(SharedReserve); ok {
+		lu.publishRelease(sr, n.pr.String())
+	}
+}
+
+// publishRelease ends holder's shared reservation ("": anyone's) for a
+// reset or a nexus that ended, which have no command to answer. A
+// failure is logged: the record goes with this gateway's lease, or is
+// dropped as stale when this gateway catches up.
+func (lu *LU) publishRelease(sr SharedReserve, holder string) {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	if err := sr.Release(ctx, holder); err != nil {
+		lu.log.Warn().Err(err).Str("lu", lu.name).Str("holder", holder).Msg("SPC-2 reservation release not published to the other gateways")
+	}
+}
+
+// releaseTimeout bounds publishRelease; the shared store applies its own
+// shorter timeouts.
+const releaseTimeout = 30 * time.Second
+
+// SharedReserve is implemented by a [Shared] that keeps the SPC-2
+// reservation with the other gateways: one holder, an I_T nexus of one
+// gateway, for the whole cluster. The holder is named by its
+// [PRNexus.String]. Both methods apply their outcome with
+// [LU.ApplyReservation] before returning, and fail with an error
+// wrapping [ErrPRUnavailable] when the store is unreachable for now.
+type SharedReserve interface {
+	// Reserve makes holder, an I_T nexus of this gateway, the holder
+	// unless some nexus holds the reservation: false then.
+	Reserve(ctx context.Context, holder string) (bool, error)
+	// Release ends the reservation if holder, an I_T nexus of this
+	// gateway, holds it; whoever holds it when holder is "".
+	Release(ctx context.Context, holder string) error
+}
+
+// remoteHolder stands for an SPC-2 reservation holder on another
+// gateway in LU.reserved: every nexus here conflicts with it. It is
+// never changed.
+var remoteHolder = &nexus{}
+
+// ApplyReservation sets the SPC-2 reservation as the cluster has it:
+// held by holder, an I_T nexus of this gateway; by a nexus of another
+// gateway (remote); or by none (holder "" and not remote). It reports
+// false when holder is not attached here (the record is stale).
+func (lu *LU) ApplyReservation(holder string, remote bool) bool {
+	switch {
+	case remote:
+		lu.reserved.Store(remoteHolder)
+		return true
+	case holder == "":
+		lu.reserved.Store(nil)
+		return true
+	}
+	lu.mu.Lock()
+	defer lu.mu.Unlock()
+	for x := range lu.itls {
+		if x.n.pr.String() == holder {
+			lu.reserved.Store(x.n)
+			return true
+		}
+	}
+	lu.reserved.Store(nil)
+	return false
+}
+
+// sharedReserve answers RESERVE and RELEASE on a logical unit whose SPC-2
+// reservation is kept with the other gateways (the same rules as reserve
+// and release, the holder's identity stored by sr). changed says whether
+// the reservation changed, for the caller to wait until every gateway
+// applied it.
+func (lu *LU) sharedReserve(ctx context.Context, sr SharedReserve, n *nexus, cdb []byte) (r iscsi.Response, changed bool) {
+	if r, bad := checkReserveCDB(cdb); bad {
+		return r, false
+	}
+	if lu.pr.Active() || lu.spc2Conflict(n, cdb) {
+		return iscsi.Response{Status: scsi.ReservationConflict}, false
+	}
+	fail := func(err error) (iscsi.Response, bool) {
+		lu.log.Warn().Err(err).Str("lu", lu.name).Msg("shared SPC-2 reservation")
+		if errors.Is(err, ErrPRUnavailable) {
+			return checkCondition(scsi.SenseNotReady, ascAccessTransition), false
+		}
+		return checkCondition(scsi.SenseHardwareError, scsi.ASCInternalTargetFailure), false
+	}
+	switch scsi.Opcode(cdb[0]) {
+	case scsi.OpReserve6, scsi.OpReserve10:
+		if lu.reserved.Load() == n {
+			return iscsi.Response{}, false
+		}
+		ok, err := sr.Reserve(ctx, n.pr.String())
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			return iscsi.Response{Status: scsi.ReservationConflict}, false
+		}
+		return iscsi.Response{}, true
+	default:
+		if lu.reserved.Load() != n {
+			return iscsi.Response{}, false
+		}
+		if err := sr.Release(ctx, n.pr.String()); err != nil {
+			return fail(err)
+		}
+		return iscsi.Response{}, true
+	}
+}

@@ -14,6 +14,8 @@
 //	P ack/<id>              the revision the node's watch has applied (lease)
 //	P lu/<key>/pr           a logical unit's passthrough.PRRecord (JSON); its
 //	                        ModRevision is the PRStore version
+//	P lu/<key>/spc2         the holder of its SPC-2 reservation (JSON: node
+//	                        and I_T nexus; the holder's node's lease)
 //	P lu/<key>/ev/<id>/<n>  an event node <id> published for the logical
 //	                        unit's I_T nexuses elsewhere: a unit attention
 //	                        or an abort (lease; deleted once applied)
@@ -408,6 +410,15 @@ func (n *Node) sync(ctx context.Context) (int64, error) {
 		if err := s.lu.RefreshReservations(ctx); err != nil {
 			return 0, fmt.Errorf("cluster: %w", err)
 		}
+		spc2, err := n.cli.Get(ctx, s.spc2Key(), clientv3.WithRev(rev))
+		if err != nil {
+			return 0, fmt.Errorf("cluster: read SPC-2 reservation of %q: %w", s.key, err)
+		}
+		var value []byte
+		if len(spc2.Kvs) > 0 {
+			value = spc2.Kvs[0].Value
+		}
+		s.applySPC2(rev, value)
 	}
 	if err := n.ack(ctx, rev); err != nil {
 		return 0, err

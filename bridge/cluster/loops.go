@@ -188,7 +188,7 @@ func (n *Node) apply(evs []*clientv3.Event) bool {
 			n.mu.Unlock()
 			members = true
 		case "lu":
-			if value != nil && n.applyLU(sub, value) {
+			if n.applyLU(sub, value, ev.Kv.ModRevision) {
 				lu = true
 			}
 		}
@@ -199,11 +199,12 @@ func (n *Node) apply(evs []*clientv3.Event) bool {
 	return lu
 }
 
-// applyLU applies a put under lu/: a record changed (the cached copy is
-// refreshed) or another node published an event for the I_T nexuses
-// here. It reports whether the put concerns a logical unit this node
-// shares.
-func (n *Node) applyLU(sub string, value []byte) bool {
+// applyLU applies a put or, with a nil value, a delete under lu/ at
+// revision rev: a record changed (the cached copy is refreshed), the
+// SPC-2 reservation changed, or another node published an event for the
+// I_T nexuses here. It reports whether the change concerns a logical
+// unit this node shares.
+func (n *Node) applyLU(sub string, value []byte, rev int64) bool {
 	esc, what, _ := strings.Cut(sub, "/")
 	n.mu.Lock()
 	var s *sharedLU
@@ -217,6 +218,10 @@ func (n *Node) applyLU(sub string, value []byte) bool {
 		return false
 	}
 	switch {
+	case what == "spc2":
+		s.applySPC2(rev, value)
+	case value == nil:
+		// A deleted event, or a record deleted by hand: nothing to do.
 	case what == "pr":
 		ctx, cancel := context.WithTimeout(n.ctx, n.ttl)
 		err := s.lu.RefreshReservations(ctx)
