@@ -1,13 +1,19 @@
 package bridge
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/sanbridge/sanbridge/conf"
+	"github.com/sanbridge/sanbridge/sgio"
 	"github.com/sanbridge/sanbridge/sgio/discover"
+	"github.com/sanbridge/sanbridge/sgio/emul"
+	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
 
 // usbFixture: a card reader on usb-storage, two identical sticks without
@@ -70,5 +76,106 @@ func TestUSBNotBothWays(t *testing.T) {
 	}
 	if _, err := inv.openBOT(&usbFixture[0], 0, zerolog.New(zerolog.NewTestWriter(t))); err == nil || !strings.Contains(err.Error(), "already opened through its sg node") {
 		t.Errorf("BOT after sg: %v", err)
+	}
+}
+
+// usbStick is a USB logical unit that can be pulled: an emulated disk
+// whose commands fail with sgio.ErrGone once gone is set, as the
+// Bulk-Only backend's do.
+type usbStick struct {
+	sgio.Device
+	gone atomic.Bool
+}
+
+func (s *usbStick) Execute(ctx context.Context, req *sgio.Request, res *sgio.Result) error {
+	if s.gone.Load() {
+		*res = sgio.Result{HostStatus: scsi.HostNoConnect}
+		return &sgio.OpError{Op: "submit", Path: "usb 1-1:1.0 lun 0", Err: sgio.ErrGone}
+	}
+	return s.Device.Execute(ctx, req, res)
+}
+
+func newUSBStick(t *testing.T) *usbStick {
+	d, err := emul.New(emul.Config{SizeBytes: 1 << 20, Vendor: "QEMU", Product: "QEMU HARDDISK", Serial: "1-0000:00:04.0-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &usbStick{Device: d}
+}
+
+// TestUSBDeviceRemoval: a USB logical unit whose device is removed
+// answers NOT READY 04/03 (INQUIRY: peripheral qualifier 001b) instead of
+// the backend's error, is put back only under a device of its own
+// identity, and reports POWER ON OCCURRED once when it is.
+func TestUSBDeviceRemoval(t *testing.T) {
+	const key = "usb:46f4:0001:1-0000:00:04.0-1:0"
+	stick := newUSBStick(t)
+	u := newUSBDevice(stick, key, zerolog.New(zerolog.NewTestWriter(t)))
+	u.every = 0
+	defer u.Close()
+	ctx := context.Background()
+	tur := func() *sgio.Result {
+		t.Helper()
+		var res sgio.Result
+		if err := u.Execute(ctx, &sgio.Request{CDB: make([]byte, 6)}, &res); err != nil {
+			t.Fatalf("TEST UNIT READY: %v", err)
+		}
+		return &res
+	}
+	senseOf := func(res *sgio.Result) scsi.Sense {
+		t.Helper()
+		s, err := scsi.ParseSense(res.Sense)
+		if res.Status != scsi.CheckCondition || err != nil {
+			t.Fatalf("status %v sense %x: want CHECK CONDITION", res.Status, res.Sense)
+		}
+		return s
+	}
+	if res := tur(); res.Status != scsi.Good {
+		t.Fatalf("present: %v %x", res.Status, res.Sense)
+	}
+
+	stick.gone.Store(true)
+	var reopened []string
+	u.reopen = func() (sgio.Device, string, error) {
+		reopened = append(reopened, "try")
+		return nil, "", fmt.Errorf("no USB Bulk-Only interface matches")
+	}
+	for i := range 2 {
+		if s := senseOf(tur()); s.Key != scsi.SenseNotReady || s.ASC != ascGone {
+			t.Errorf("gone, command %d: sense %v, want NOT READY %v", i, s, ascGone)
+		}
+	}
+	if st, _ := u.State(); st != "gone" {
+		t.Errorf("state %q", st)
+	}
+	inq := make([]byte, 36)
+	var res sgio.Result
+	if err := u.Execute(ctx, &sgio.Request{CDB: scsi.InquiryCDB(false, 0, 36), Dir: sgio.DirFromDevice, Data: inq}, &res); err != nil || res.Status != scsi.Good {
+		t.Fatalf("INQUIRY while gone: %v %v", err, res.Status)
+	}
+	if inq[0]>>5 != 1 || string(inq[8:12]) != "QEMU" {
+		t.Errorf("INQUIRY while gone: % x", inq[:16])
+	}
+	if len(reopened) == 0 {
+		t.Error("no attempt to find the device again")
+	}
+
+	// Another stick that matches the selectors is not this LUN's.
+	other := newUSBStick(t)
+	u.reopen = func() (sgio.Device, string, error) { return other, "usb:46f4:0001:OTHER:0", nil }
+	if s := senseOf(tur()); s.Key != scsi.SenseNotReady {
+		t.Errorf("another device: sense %v", s)
+	}
+
+	back := newUSBStick(t)
+	u.reopen = func() (sgio.Device, string, error) { return back, key, nil }
+	if s := senseOf(tur()); s.Key != scsi.SenseUnitAttention || s.ASC != scsi.ASCPowerOnOccurred {
+		t.Errorf("back: sense %v, want UNIT ATTENTION POWER ON OCCURRED", s)
+	}
+	if res := tur(); res.Status != scsi.Good {
+		t.Errorf("back, second command: %v %x", res.Status, res.Sense)
+	}
+	if st, n := u.State(); st != "reattached" || n != 1 {
+		t.Errorf("state %q, returns %d", st, n)
 	}
 }

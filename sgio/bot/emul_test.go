@@ -25,7 +25,7 @@ import (
 // transfer while another is under way, a CBW where data or the CSW was
 // due).
 type botDisk struct {
-	t    *testing.T
+	t    testing.TB
 	luns []*emul.Disk
 
 	busy atomic.Bool
@@ -43,7 +43,7 @@ type botDisk struct {
 
 const packet = 512 // the model's wMaxPacketSize
 
-func newBotDisk(t *testing.T, luns int) *botDisk {
+func newBotDisk(t testing.TB, luns int) *botDisk {
 	b := &botDisk{t: t, phase: "cbw", sense: map[uint8][]byte{}}
 	for i := range luns {
 		d, err := emul.New(emul.Config{SizeBytes: 4 << 20, Serial: fmt.Sprintf("LUN%d", i)})
@@ -187,7 +187,7 @@ func (b *botDisk) ClearHalt(ctx context.Context, ep Endpoint) error {
 // Close implements Link.
 func (b *botDisk) Close() error { return nil }
 
-func (b *botDisk) transport(t *testing.T) *Transport {
+func (b *botDisk) transport(t testing.TB) *Transport {
 	tr, err := New(b, "1-1:1.0", WithLogger(zerolog.New(zerolog.NewTestWriter(t))), WithMaxTransfer(256<<10))
 	if err != nil {
 		t.Fatal(err)
@@ -325,4 +325,44 @@ func TestEmulatedLUNsConcurrent(t *testing.T) {
 	if dev.commands != 2*3*20*2 {
 		t.Errorf("%d commands reached the device", dev.commands)
 	}
+}
+
+// BenchmarkEmulatedRead measures the transport's own cost per command
+// (CBW, data, CSW through the device model) at QD1: run with
+// -cpuprofile to see it apart from the USB stack's.
+func BenchmarkEmulatedRead(b *testing.B) {
+	for _, bs := range []int{4 << 10, 64 << 10} {
+		b.Run(fmt.Sprintf("%dKiB", bs>>10), func(b *testing.B) {
+			tr, err := New(newBotDisk(b, 1), "1-1:1.0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchRead(b, tr, bs, 64)
+		})
+	}
+}
+
+// benchRead reads LUN 0 of tr sequentially at QD1, bs bytes per READ(10)
+// over span places, and closes tr.
+func benchRead(b *testing.B, tr *Transport, bs, span int) {
+	d, err := tr.LUN(0)
+	tr.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	buf := make([]byte, bs)
+	blocks := uint16(bs / 512)
+	ctx := context.Background()
+	var res sgio.Result
+	// A pending unit attention (power on), once.
+	d.Execute(ctx, &sgio.Request{CDB: make([]byte, 6)}, &res)
+	b.SetBytes(int64(bs))
+	for i := 0; b.Loop(); i++ {
+		lba := uint32(i%span) * uint32(blocks)
+		if err := d.Execute(ctx, &sgio.Request{CDB: rw10(scsi.OpRead10, lba, blocks), Dir: sgio.DirFromDevice, Data: buf}, &res); err != nil || res.Status != scsi.Good || res.Resid != 0 {
+			b.Fatalf("READ(10) at %d: %v, %+v", lba, err, res)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "IOPS")
 }

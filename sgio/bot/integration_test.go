@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -210,4 +211,40 @@ func TestIntegration(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("interface driver after close: %s", ifaceDriver(name))
+}
+
+// BenchmarkIntegration reads the device named by SANBRIDGE_BOT_DEVICE
+// sequentially at QD1, 4 KiB and 64 KiB per READ(10), through the
+// synchronous transfers the backend uses (sync) and through gousb's
+// ReadContext/WriteContext (gousb), in the same process: the rig's
+// 46-usb-bot runs it with a CPU profile.
+func BenchmarkIntegration(b *testing.B) {
+	name := os.Getenv("SANBRIDGE_BOT_DEVICE")
+	if name == "" {
+		b.Skip("SANBRIDGE_BOT_DEVICE not set (the rig's 46-usb-bot sets it)")
+	}
+	for _, via := range []string{"sync", "gousb"} {
+		for _, bs := range []int{4 << 10, 64 << 10} {
+			b.Run(fmt.Sprintf("%s/%dKiB", via, bs>>10), func(b *testing.B) {
+				sel := Selector{BusPath: name}
+				bp, err := sel.validate()
+				if err != nil {
+					b.Fatal(err)
+				}
+				l, lname, err := openLink(sel, bp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if l.sync == nil {
+					b.Fatal("no synchronous transfers (gousb's fields moved?)")
+				}
+				l.viaGousb = via == "gousb"
+				tr, err := New(l, lname)
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchRead(b, tr, bs, 1024)
+			})
+		}
+	}
 }

@@ -65,6 +65,10 @@ type gousbLink struct {
 	outAddr uint8
 	iface   uint16
 	handle  unsafe.Pointer // the libusb_device_handle, for sb_clear_halt (nil: unknown)
+	// sync runs the bulk transfers (nil: gousb's ReadContext and
+	// WriteContext do, as they do when viaGousb is set, for comparison).
+	sync     *syncBulk
+	viaGousb bool
 }
 
 // newContext starts libusb. gousb panics when libusb_init fails (no
@@ -157,6 +161,7 @@ func openLink(sel Selector, bp busPath) (*gousbLink, string, error) {
 		return fail(err)
 	}
 	l.uctx = uctx
+	l.sync = newSyncBulk(uctx, l.handle)
 	return l, name, nil
 }
 
@@ -256,12 +261,21 @@ func deviceHandle(d *gousb.Device) unsafe.Pointer {
 	return v.UnsafePointer()
 }
 
-// Bulk implements [Link]. gousb copies through a transfer buffer of its
-// own and waits for a cancelled transfer to end, so buf is free when
-// Bulk returns.
+// Bulk implements [Link] with a synchronous transfer into buf (see
+// syncBulk), or else through gousb, which copies through a transfer
+// buffer of its own and waits for a cancelled transfer to end. Either
+// way buf is free when Bulk returns.
 func (l *gousbLink) Bulk(ctx context.Context, ep Endpoint, buf []byte) (int, error) {
 	var n int
 	var err error
+	if l.sync != nil && !l.viaGousb {
+		addr := l.outAddr
+		if ep == BulkIn {
+			addr = l.inAddr
+		}
+		n, err = l.sync.transfer(ctx, addr, buf)
+		return n, classify(ctx, err)
+	}
 	if ep == BulkIn {
 		n, err = l.in.ReadContext(ctx, buf)
 	} else {
@@ -309,6 +323,9 @@ func (l *gousbLink) ClearHalt(ctx context.Context, ep Endpoint) error {
 // re-attaches the kernel driver that had it) and closes the device.
 func (l *gousbLink) Close() error {
 	l.intf.Close()
+	if l.sync != nil {
+		l.sync.close()
+	}
 	err := l.cfg.Close()
 	if e := l.dev.Close(); err == nil {
 		err = e

@@ -64,3 +64,18 @@ func TestOpenNoSuchDevice(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestContextHandleField pins what contextHandle reads out of gousb (the
+// synchronous transfers need the libusb_context to handle its events).
+func TestContextHandleField(t *testing.T) {
+	f, ok := reflect.TypeOf(gousb.Context{}).FieldByName("ctx")
+	if !ok || f.Type.Kind() != reflect.Pointer {
+		t.Fatalf("gousb.Context.ctx: %v %v; contextHandle needs a pointer field", ok, f.Type)
+	}
+	if contextHandle(&gousb.Context{}) != nil || contextHandle(nil) != nil {
+		t.Error("a Context without a libusb context gave one")
+	}
+	if newSyncBulk(&gousb.Context{}, nil) != nil {
+		t.Error("synchronous transfers without a handle")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -58,6 +59,9 @@ type Transport struct {
 	cbw       [CBWLen]byte
 	csw       [cswBufLen]byte
 	sense     []byte
+
+	// lost is gone for readers that do not hold sem (Gone).
+	lost atomic.Bool
 
 	mu     sync.Mutex
 	refs   int  // the opener's reference and one per open Device
@@ -124,6 +128,11 @@ func (t *Transport) getMaxLUN() (uint8, error) {
 
 // Name returns the interface's name, as given to New.
 func (t *Transport) Name() string { return t.name }
+
+// Gone reports whether the device went away (a command or a reset
+// found it no longer there): every command fails with sgio.ErrGone from
+// then on, and the device, when it is back, must be opened anew.
+func (t *Transport) Gone() bool { return t.lost.Load() }
 
 // MaxLUN returns the highest LUN of the device (0 for a single-LUN device).
 func (t *Transport) MaxLUN() int { return int(t.maxLUN) }
@@ -291,6 +300,7 @@ func (t *Transport) failed(ctx, cctx context.Context, path string, timeout time.
 	*res = sgio.Result{}
 	if errors.Is(err, sgio.ErrGone) {
 		t.gone = true
+		t.lost.Store(true)
 		res.HostStatus = scsi.HostNoConnect
 		t.log.Warn().Err(err).Msg("USB device gone")
 		return &sgio.OpError{Op: "command", Path: path, Err: err}
@@ -467,6 +477,7 @@ func (t *Transport) resetRecovery() error {
 	if err != nil {
 		if errors.Is(err, sgio.ErrGone) {
 			t.gone = true
+			t.lost.Store(true)
 		} else {
 			t.needReset = true
 		}
