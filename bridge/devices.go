@@ -104,6 +104,30 @@ func openSGDevice(path string, opts ...sgio.Option) (sgio.Device, error) {
 
 // resolveDevice finds the one device that matches every selector of sel.
 func resolveDevice(sel *conf.Device, devs []discover.Device) (*discover.Device, error) {
+	hits := matchDevices(sel, devs)
+	switch len(hits) {
+	case 0:
+		return nil, fmt.Errorf("no local SCSI device matches %s (see sanbridge scan)", describe(sel))
+	case 1:
+	default:
+		var names []string
+		for _, h := range hits {
+			names = append(names, h.HCTL)
+		}
+		return nil, fmt.Errorf("%d devices match %s (%s); add a selector so that one does", len(hits), describe(sel), strings.Join(names, ", "))
+	}
+	d := hits[0]
+	if d.Excluded != "" && !sel.AllowInUse {
+		return nil, fmt.Errorf("device %s (%s) is not exported: %s; set allow_in_use = true only if nothing on this host uses it", d.HCTL, d.StableName, d.Excluded)
+	}
+	if d.SG == "" {
+		return nil, fmt.Errorf("device %s has no sg node (is the sg module loaded?)", d.HCTL)
+	}
+	return d, nil
+}
+
+// matchDevices returns the devices that match every selector of sel.
+func matchDevices(sel *conf.Device, devs []discover.Device) []*discover.Device {
 	var target string
 	if sel.Path != "" {
 		target = sel.Path
@@ -125,25 +149,7 @@ func resolveDevice(sel *conf.Device, devs []discover.Device) (*discover.Device, 
 		}
 		hits = append(hits, d)
 	}
-	switch len(hits) {
-	case 0:
-		return nil, fmt.Errorf("no local SCSI device matches %s (see sanbridge scan)", describe(sel))
-	case 1:
-	default:
-		var names []string
-		for _, h := range hits {
-			names = append(names, h.HCTL)
-		}
-		return nil, fmt.Errorf("%d devices match %s (%s); add a selector so that one does", len(hits), describe(sel), strings.Join(names, ", "))
-	}
-	d := hits[0]
-	if d.Excluded != "" && !sel.AllowInUse {
-		return nil, fmt.Errorf("device %s (%s) is not exported: %s; set allow_in_use = true only if nothing on this host uses it", d.HCTL, d.StableName, d.Excluded)
-	}
-	if d.SG == "" {
-		return nil, fmt.Errorf("device %s has no sg node (is the sg module loaded?)", d.HCTL)
-	}
-	return d, nil
+	return hits
 }
 
 func pathMatches(d *discover.Device, given, resolved string) bool {

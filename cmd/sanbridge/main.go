@@ -3,8 +3,10 @@
 //
 // Usage:
 //
-//	sanbridge serve [--config FILE] [--log-level LEVEL]
-//	sanbridge check --config FILE
+//	sanbridge serve [--config FILE] [--log-level LEVEL] [--state-dir DIR] [--admin-socket PATH]
+//	sanbridge check --config FILE [--no-devices]
+//	sanbridge status [--json] [--admin PATH|HOST:PORT]
+//	sanbridge reload [--admin PATH|HOST:PORT]
 //	sanbridge scan [--json]
 //	sanbridge bench [--qd N] [--count N] [--bs BYTES] DEVICE
 //	sanbridge version
@@ -50,7 +52,9 @@ func usage(w io.Writer) {
 
 commands:
   serve     run the gateway (default config: the embedded demo)
-  check     validate a configuration file
+  check     validate a configuration file, against this machine's devices too
+  status    show what the running gateway does (sessions, LUNs, devices, last reload)
+  reload    make the running gateway read its configuration again (as SIGHUP)
   scan      list the local SCSI devices the gateway can export
   bench     read a local SCSI device through the gateway's SG_IO backend
   version   print the version
@@ -69,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, rest, stdout, stderr)
 	case "check":
 		return runCheck(ctx, rest, stdout, stderr)
+	case "status":
+		return runStatus(ctx, rest, stdout, stderr)
+	case "reload":
+		return runReload(ctx, rest, stdout, stderr)
 	case "scan":
 		return runScan(ctx, rest, stdout, stderr, newLogger(stderr, zerolog.WarnLevel, "auto"))
 	case "bench":

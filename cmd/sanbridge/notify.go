@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -101,9 +100,11 @@ func (n *notifier) StartWatchdog(ctx context.Context, healthy func() bool) (stop
 	}
 }
 
-// watchReload calls n.Reload(reload) on every SIGHUP until ctx ends or
-// the returned stop is called (which waits for a reload in progress).
-func watchReload(ctx context.Context, n *notifier, log zerolog.Logger, reload func() error) (stop func()) {
+// watchReload calls reload on every SIGHUP until ctx ends or the
+// returned stop is called (which waits for a reload in progress). The
+// reload itself tells systemd (bridge.Options.AroundReload is
+// notifier.Reload) and logs how it ended.
+func watchReload(ctx context.Context, log zerolog.Logger, reload func()) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	ctx, cancel := context.WithCancel(ctx)
@@ -116,9 +117,7 @@ func watchReload(ctx context.Context, n *notifier, log zerolog.Logger, reload fu
 				return
 			case <-hup:
 				log.Info().Msg("SIGHUP: reloading the configuration")
-				if err := n.Reload(reload); err != nil {
-					log.Error().Err(err).Msg("reload failed; the running configuration is unchanged")
-				}
+				reload()
 			}
 		}
 	}()
@@ -127,15 +126,4 @@ func watchReload(ctx context.Context, n *notifier, log zerolog.Logger, reload fu
 		cancel()
 		<-done
 	}
-}
-
-// checkReload is the reload until the bridge applies a configuration
-// live: it re-reads and validates the file (diagnostics on stderr) and
-// says that a restart applies it. The live reload replaces it.
-func checkReload(path string, stderr io.Writer, log zerolog.Logger) error {
-	if _, err := loadConfig(path, stderr); err != nil {
-		return err
-	}
-	log.Warn().Str("config", displayName(path)).Msg("reload: the configuration is valid, but applying it live is not implemented yet: restart sanbridge to apply it")
-	return nil
 }

@@ -40,6 +40,28 @@ target "iqn.2026-11.io.sanbridge:notify" {
 }
 `
 
+// startServe starts cmd, a sanbridge serve, and returns what its Wait
+// returns; at the end of the test it is killed if still running, and
+// out is logged if the test failed.
+func startServe(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer) <-chan error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("sanbridge output:\n%s", out.String())
+		}
+	})
+	return exited
+}
+
 // notifications receives what the child sends to NOTIFY_SOCKET.
 type notifications struct {
 	t    *testing.T
@@ -110,20 +132,7 @@ func TestSystemdNotify(t *testing.T) {
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("sanbridge output:\n%s", stderr.String())
-		}
-	}()
+	exited := startServe(t, cmd, &stderr)
 
 	if m := n.expect("READY=1"); !strings.Contains(m, "STATUS=serving 1 target(s)") {
 		t.Errorf("READY without the serving status: %q", m)
