@@ -261,6 +261,36 @@ func (lu *LU) ApplyAbort(n PRNexus) {
 	lu.abortTasks(func(x *nexus) bool { return n.Covers(x.pr) })
 }
 
+// SharedReset is implemented by a [Shared] that carries task management
+// to the other gateways.
+type SharedReset interface {
+	// Reset tells the other gateways that the logical unit's task set
+	// was cleared (CLEAR TASK SET; asc COMMANDS CLEARED BY ANOTHER
+	// INITIATOR) or the logical unit was reset (LOGICAL UNIT RESET,
+	// TARGET RESET; asc BUS DEVICE RESET FUNCTION OCCURRED): they abort
+	// every task of their I_T nexuses on it and establish asc for them
+	// ([LU.ApplyReset]). It returns once every other gateway applied it
+	// or cannot admit commands anymore.
+	Reset(ctx context.Context, asc scsi.ASC)
+}
+
+// publishReset hands a task set clear or reset of the logical unit to
+// the other gateways, when it is shared with any.
+func (lu *LU) publishReset(ctx context.Context, asc scsi.ASC) {
+	if sr, ok := lu.shared.(SharedReset); ok {
+		sr.Reset(ctx, asc)
+	}
+}
+
+// ApplyReset applies another gateway's CLEAR TASK SET or reset of the
+// logical unit: every task of this gateway's I_T nexuses on it is
+// aborted, and asc established for them. The device was reset, and the
+// SPC-2 reservation ended, by the gateway that received the function.
+func (lu *LU) ApplyReset(asc scsi.ASC) {
+	lu.abortTasks(func(*nexus) bool { return true })
+	lu.raiseUA(asc, nil)
+}
+
 // AccessChanged establishes ASYMMETRIC ACCESS STATE CHANGED for every
 // I_T nexus of the logical unit (SPC-4 5.15.2.5): some target port
 // group's state changed.

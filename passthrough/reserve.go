@@ -136,6 +136,10 @@ func (lu *LU) publishRelease(sr SharedReserve, holder string) {
 	defer cancel()
 	if err := sr.Release(ctx, holder); err != nil {
 		lu.log.Warn().Err(err).Str("lu", lu.name).Str("holder", holder).Msg("SPC-2 reservation release not published to the other gateways")
+		return
+	}
+	if err := lu.shared.Settle(ctx); err != nil {
+		lu.log.Warn().Err(err).Str("lu", lu.name).Msg("SPC-2 reservation release not confirmed by every gateway")
 	}
 }
 
@@ -197,7 +201,9 @@ func (lu *LU) sharedReserve(ctx context.Context, sr SharedReserve, n *nexus, cdb
 	if r, bad := checkReserveCDB(cdb); bad {
 		return r, false
 	}
-	if lu.pr.Active() || lu.spc2Conflict(n, cdb) {
+	// A holder elsewhere may just have gone without this gateway having
+	// applied it yet: RESERVE asks the store, which knows.
+	if h := lu.reserved.Load(); lu.pr.Active() || h != nil && h != n && h != remoteHolder && !spc2Allowed(cdb) {
 		return iscsi.Response{Status: scsi.ReservationConflict}, false
 	}
 	fail := func(err error) (iscsi.Response, bool) {

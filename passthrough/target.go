@@ -225,10 +225,12 @@ func (t *Target) TaskManagement(ctx context.Context, in *iscsi.Nexus, fn iscsi.T
 		m.LU.abortTasks(func(o *nexus) bool { return o != n })
 		if fn == iscsi.TMFClearTaskSet {
 			m.LU.raiseUA(scsi.ASCCommandsClearedByAnother, n)
+			m.LU.publishReset(ctx, scsi.ASCCommandsClearedByAnother)
 			return iscsi.TMFComplete
 		}
 		m.LU.reset(ctx)
 		m.LU.raiseUA(scsi.ASCBusDeviceResetOccurred, nil)
+		m.LU.publishReset(ctx, scsi.ASCBusDeviceResetOccurred)
 		return iscsi.TMFComplete
 	case iscsi.TMFTargetWarmReset, iscsi.TMFTargetColdReset:
 		t.mu.Lock()
@@ -238,6 +240,7 @@ func (t *Target) TaskManagement(ctx context.Context, in *iscsi.Nexus, fn iscsi.T
 			lu.abortTasks(func(o *nexus) bool { return o.t != t })
 			lu.reset(ctx)
 			lu.raiseUA(scsi.ASCBusDeviceResetOccurred, nil)
+			lu.publishReset(ctx, scsi.ASCBusDeviceResetOccurred)
 		}
 		return iscsi.TMFComplete
 	}

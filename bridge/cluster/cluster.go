@@ -17,8 +17,9 @@
 //	P lu/<key>/spc2         the holder of its SPC-2 reservation (JSON: node
 //	                        and I_T nexus; the holder's node's lease)
 //	P lu/<key>/ev/<id>/<n>  an event node <id> published for the logical
-//	                        unit's I_T nexuses elsewhere: a unit attention
-//	                        or an abort (lease; deleted once applied)
+//	                        unit's I_T nexuses elsewhere: a unit attention,
+//	                        an abort, or a task set clear or reset (lease;
+//	                        deleted once applied)
 //	P alua/<tpg>            an access state set by SET TARGET PORT GROUPS
 //
 // Fence. A node vouches for the cluster's state until validUntil: the
@@ -84,7 +85,7 @@ type member struct {
 // event is a unit attention or an abort for the I_T nexuses of other
 // gateways, under lu/<key>/ev/<node>/<n>.
 type event struct {
-	Kind  string              `json:"kind"` // "ua" or "abort"
+	Kind  string              `json:"kind"` // "ua", "abort" (Nexus' tasks) or "reset" (every task, and ASC for every nexus)
 	Nexus passthrough.PRNexus `json:"nexus"`
 	ASC   uint16              `json:"asc,omitempty"`
 }

@@ -246,6 +246,8 @@ func (n *Node) applyLU(sub string, value []byte, rev int64) bool {
 			s.lu.ApplyUA(e.Nexus, scsi.ASC(e.ASC))
 		case "abort":
 			s.lu.ApplyAbort(e.Nexus)
+		case "reset":
+			s.lu.ApplyReset(scsi.ASC(e.ASC))
 		}
 	}
 	return true

@@ -80,6 +80,16 @@ func (s *sharedLU) Abort(ctx context.Context, nx passthrough.PRNexus) {
 	s.publish(ctx, event{Kind: "abort", Nexus: nx})
 }
 
+// Reset implements passthrough.SharedReset: the other gateways abort
+// their tasks and raise asc when they apply the event; Settle waits for
+// it.
+func (s *sharedLU) Reset(ctx context.Context, asc scsi.ASC) {
+	s.publish(ctx, event{Kind: "reset", ASC: uint16(asc)})
+	if err := s.Settle(ctx); err != nil {
+		s.n.log.Warn().Err(err).Str("lu", s.key).Msg("task management not confirmed by every gateway")
+	}
+}
+
 // Ports implements passthrough.Shared: the target ports of the other
 // members that serve the logical unit, live or not (they are ports of
 // the same SCSI target device).
