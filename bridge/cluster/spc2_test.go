@@ -23,6 +23,9 @@ func TestSharedReserve(t *testing.T) {
 	wantStatus(t, "RESERVE(6) h1 through A", a.run(h1, testinit.Reserve6(), nil, 0), scsi.Good)
 	t.Logf("RESERVE(6) across two gateways took %v", time.Since(start))
 	wantStatus(t, "WRITE from h2 through B", b.run(h2, write, block, 0), scsi.ReservationConflict)
+	if _, holder := b.lu.Reservations(); holder != "another gateway" {
+		t.Errorf("B's status names SPC-2 holder %q", holder)
+	}
 	wantStatus(t, "RESERVE(6) h2 through B", b.run(h2, testinit.Reserve6(), nil, 0), scsi.ReservationConflict)
 	wantStatus(t, "INQUIRY from h2 through B", b.run(h2, testinit.Inquiry(36), nil, 36), scsi.Good)
 	wantStatus(t, "RELEASE(6) from h2 through B", b.run(h2, testinit.Release6(), nil, 0), scsi.Good)
