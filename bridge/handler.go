@@ -117,6 +117,7 @@ func deviceError(k scsi.SenseKey) bool {
 // of each burst is logged, the next ones within errorLogEvery are counted
 // and reported with the next logged one.
 type errorLog struct {
+	now  func() time.Time // nil: time.Now
 	mu   sync.Mutex
 	last map[errorLogKey]*errorLogEntry
 }
@@ -137,6 +138,9 @@ const errorLogEvery = 5 * time.Second
 
 func (e *errorLog) log(log zerolog.Logger, cmd *iscsi.Command, s scsi.Sense) {
 	now := time.Now()
+	if e.now != nil {
+		now = e.now()
+	}
 	k := errorLogKey{cmd.LUN, s.Key}
 	e.mu.Lock()
 	if e.last == nil {
