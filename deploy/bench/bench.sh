@@ -23,6 +23,9 @@
 # /proc/stat deltas over the same window (in % of one core; 2 cores = 200%),
 # which shows which side saturates. iscsi-perf is single-threaded: a
 # client at ~100% is the bottleneck, whatever the server could do.
+# Each round also measures a raw TCP stream over loopback (tcpstream/:
+# one connection, 1 MiB writes and reads, BENCH_SECS), the ceiling the
+# 1 MiB reads are compared with; it needs go to build it.
 #
 # The report goes to stdout and build/bench/results.txt; raw client and
 # server logs to build/bench/raw/. Exit status is 0 even when a target
@@ -162,6 +165,16 @@ install_missing() {
 }
 install_missing
 for tool in stdbuf awk; do command -v "$tool" >/dev/null || die "$tool not found"; done
+
+# The raw loopback TCP stream the large reads are compared with.
+TCPSTREAM="" TCP_STATUS="not measured: go not found"
+if command -v go >/dev/null; then
+	if (cd "$ROOT" && go build -o "$WORK/tcpstream" ./deploy/bench/tcpstream) >&2; then
+		TCPSTREAM=$WORK/tcpstream TCP_STATUS=ok
+	else
+		TCP_STATUS="not measured: building deploy/bench/tcpstream failed"
+	fi
+fi
 
 # ------------------------------------------------------------------ ports
 # port_listening port: true when something listens on it (IPv4 or IPv6).
@@ -466,10 +479,20 @@ profile_share() {
 }
 
 : >"$WORK/runs.tsv"
+: >"$WORK/tcp.tsv"
 n=${#T_NAMES[@]}
 START=$SECONDS
 log "running ${#CASES[@]} cases x $n targets x $BENCH_ROUNDS rounds x ${BENCH_SECS}s"
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+	if [[ -n $TCPSTREAM ]]; then
+		tcp=$("$TCPSTREAM" -secs "$BENCH_SECS" 2>&1 | awk '/^MiB\/s / { print $2 }') || tcp=""
+		if [[ -n $tcp ]]; then
+			printf '%s\t%s\n' "$r" "$tcp" >>"$WORK/tcp.tsv"
+			log "raw TCP stream round $r: $tcp MiB/s"
+		else
+			log "raw TCP stream round $r: no figure"
+		fi
+	fi
 	for ((ci = 0; ci < ${#CASES[@]}; ci++)); do
 		IFS='|' read -r cse bytes qd flag <<<"${CASES[ci]}"
 		# Rotate the order per case and round, and reverse it every other
@@ -559,6 +582,13 @@ REPORT=$WORK/report.txt
 			"$(ratio "$(get "$cse" sanbridge 4)" "$(get "$cse" tgtd-shm 4)")" \
 			"$(ratio "$(get "$cse" sanbridge 4)" "$(get "$cse" tgtd-null 4)")"
 	done
+	tcp_mean=$(awk -F'\t' '{ s += $2; n++ } END { if (n) printf "%.0f", s / n }' "$WORK/tcp.tsv")
+	if [[ -n $tcp_mean ]]; then
+		echo "raw loopback TCP stream (one connection, 1 MiB writes and reads): $tcp_mean MiB/s" \
+			"(per round: $(cut -f2 "$WORK/tcp.tsv" | tr '\n' ' '| sed 's/ $//'))"
+	else
+		echo "raw loopback TCP stream: $TCP_STATUS"
+	fi
 	echo
 	echo "CPU during each run, % of one core ($NCPU cores = $((NCPU * 100))%), mean of the rounds:"
 	echo "  server = the target process, busiest = its busiest thread, client = iscsi-perf"
@@ -598,6 +628,11 @@ REPORT=$WORK/report.txt
 		verdict=$(awk -v a="$sb" -v b="$shm" -v g="$goal" 'BEGIN { print (a >= g * b) ? "PASS" : "FAIL" }')
 		echo "$verdict  $cse: sanbridge $what: $(ratio "$sb" "$shm")x tgtd-shm (need ${goal}x); $(ratio "$sb" "$nul")x tgtd-null"
 	done
+	sb=$(get seq-1m-qd16 sanbridge 5)
+	if ((want_sb)) && [[ -n $sb && -n $tcp_mean ]]; then
+		verdict=$(awk -v a="$sb" -v b="$tcp_mean" 'BEGIN { print (a >= 0.85 * b) ? "PASS" : "FAIL" }')
+		echo "$verdict  seq-1m-qd16: sanbridge MiB/s >= 85% of the raw TCP stream: $(awk -v a="$sb" -v b="$tcp_mean" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+	fi
 	# Which side saturates: say it plainly.
 	for c in "${CASES[@]}"; do
 		cse=${c%%|*}
@@ -632,6 +667,7 @@ REPORT=$WORK/report.txt
 } >"$REPORT"
 
 cp "$WORK/runs.tsv" "$OUT/runs.tsv"
+cp "$WORK/tcp.tsv" "$OUT/tcp.tsv"
 cp "$REPORT" "$OUT/results.txt"
 echo
 cat "$REPORT"
