@@ -26,6 +26,13 @@ func TestSharedReserve(t *testing.T) {
 	if _, holder := b.lu.Reservations(); holder != "another gateway" {
 		t.Errorf("B's status names SPC-2 holder %q", holder)
 	}
+	st, err := b.node.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "iqn.2026-11.io.sanbridge:h1,i,0x800000000001 via " + testTarget + ",t,0x0001 on gw-a"; len(st.LUs) != 1 || st.LUs[0].SPC2Holder != want {
+		t.Errorf("cluster status %+v, want SPC-2 holder %s", st.LUs, want)
+	}
 	wantStatus(t, "RESERVE(6) h2 through B", b.run(h2, testinit.Reserve6(), nil, 0), scsi.ReservationConflict)
 	wantStatus(t, "INQUIRY from h2 through B", b.run(h2, testinit.Inquiry(36), nil, 36), scsi.Good)
 	wantStatus(t, "RELEASE(6) from h2 through B", b.run(h2, testinit.Release6(), nil, 0), scsi.Good)

@@ -22,8 +22,8 @@ type Status struct {
 	Revision int64 `json:"revision"`
 	// Members are every node record, by ID.
 	Members []MemberStatus `json:"members"`
-	// LUs are the shared logical units that have a reservation record,
-	// by key.
+	// LUs are the shared logical units that have a persistent
+	// reservation record or an SPC-2 reservation, by key.
 	LUs []LUStatus `json:"lus"`
 }
 
@@ -58,6 +58,9 @@ type LUStatus struct {
 	// port via target port"): one, or every registrant for the all
 	// registrants types.
 	Holders []string `json:"holders,omitempty"`
+	// SPC2Holder is the holder of the SPC-2 reservation ("I_T nexus on
+	// node"), "" when none.
+	SPC2Holder string `json:"spc2_holder,omitempty"`
 }
 
 // Status reads the cluster's status from etcd.
@@ -87,6 +90,13 @@ func readStatus(ctx context.Context, cli *clientv3.Client, prefix string) (Statu
 	members := map[string]*MemberStatus{}
 	alive := map[string]bool{}
 	acks := map[string]int64{}
+	lus := map[string]*LUStatus{}
+	lu := func(key string) *LUStatus {
+		if lus[key] == nil {
+			lus[key] = &LUStatus{Key: key}
+		}
+		return lus[key]
+	}
 	for _, kv := range resp.Kvs {
 		rest := strings.TrimPrefix(string(kv.Key), prefix)
 		kind, sub, _ := strings.Cut(rest, "/")
@@ -106,19 +116,29 @@ func readStatus(ctx context.Context, cli *clientv3.Client, prefix string) (Statu
 			}
 		case "lu":
 			esc, what, _ := strings.Cut(sub, "/")
-			if what != "pr" {
-				continue
-			}
 			key, err := url.PathUnescape(esc)
 			if err != nil {
 				key = esc
 			}
-			var rec passthrough.PRRecord
-			if err := json.Unmarshal(kv.Value, &rec); err != nil {
-				return Status{}, fmt.Errorf("cluster: persistent reservations of %q: %w", key, err)
+			switch what {
+			case "pr":
+				var rec passthrough.PRRecord
+				if err := json.Unmarshal(kv.Value, &rec); err != nil {
+					return Status{}, fmt.Errorf("cluster: persistent reservations of %q: %w", key, err)
+				}
+				s := lu(key)
+				*s = luStatus(key, &rec, s.SPC2Holder)
+			case "spc2":
+				var h spc2Holder
+				if err := json.Unmarshal(kv.Value, &h); err != nil {
+					return Status{}, fmt.Errorf("cluster: SPC-2 reservation of %q: %w", key, err)
+				}
+				lu(key).SPC2Holder = h.Nexus + " on " + h.Node
 			}
-			st.LUs = append(st.LUs, luStatus(key, &rec))
 		}
+	}
+	for _, s := range lus {
+		st.LUs = append(st.LUs, *s)
 	}
 	preferredAlive := false
 	for id, m := range members {
@@ -141,9 +161,9 @@ func readStatus(ctx context.Context, cli *clientv3.Client, prefix string) (Statu
 	return st, nil
 }
 
-// luStatus summarizes a record.
-func luStatus(key string, rec *passthrough.PRRecord) LUStatus {
-	s := LUStatus{Key: key, Generation: rec.Generation, APTPL: rec.APTPL, Registrations: len(rec.Registrations)}
+// luStatus summarizes a record; spc2 is the SPC-2 holder.
+func luStatus(key string, rec *passthrough.PRRecord, spc2 string) LUStatus {
+	s := LUStatus{Key: key, Generation: rec.Generation, APTPL: rec.APTPL, Registrations: len(rec.Registrations), SPC2Holder: spc2}
 	if rec.Type == 0 {
 		return s
 	}
