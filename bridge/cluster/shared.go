@@ -3,10 +3,12 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sanbridge/sanbridge/conf"
@@ -133,6 +135,10 @@ func (s *sharedLU) Reserve(ctx context.Context, holder string) (bool, error) {
 		Then(clientv3.OpPut(k, string(b), clientv3.WithLease(clientv3.LeaseID(n.lease.Load())))).
 		Else(clientv3.OpGet(k)).
 		Commit()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		// The lease expired: this gateway is fenced until it re-joins.
+		err = fmt.Errorf("%w: %w", passthrough.ErrPRUnavailable, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("cluster: SPC-2 reservation of %q: %w", s.key, unavailable(ctx, err))
 	}

@@ -12,8 +12,8 @@ import (
 )
 
 // TestStoreUnavailable: while etcd has no quorum, the store's errors are
-// passthrough.ErrPRUnavailable, and a PERSISTENT RESERVE OUT, whether
-// the fence has tripped yet or not, is answered NOT READY, LOGICAL UNIT
+// passthrough.ErrPRUnavailable, and a PERSISTENT RESERVE OUT or a
+// RESERVE, whether the fence has tripped yet or not, is answered NOT READY, LOGICAL UNIT
 // NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION (retried by
 // initiators), never HARDWARE ERROR; once the quorum is back the same
 // command succeeds.
@@ -33,6 +33,7 @@ func TestStoreUnavailable(t *testing.T) {
 	ec.Members[2].Kill()
 	r := a.prOut(h1, 0, 0, testinit.PRParams(0, 0x11, 0))
 	wantSense(t, "REGISTER through A without quorum", r, scsi.SenseNotReady, scsi.NewASC(0x04, 0x0a))
+	wantSense(t, "RESERVE(6) through A without quorum", a.run(h1, testinit.Reserve6(), nil, 0), scsi.SenseNotReady, scsi.NewASC(0x04, 0x0a))
 
 	// The store itself, with no fence in between.
 	start := time.Now()
