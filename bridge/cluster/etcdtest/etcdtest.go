@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -140,7 +139,7 @@ func (m *Member) Start() {
 		m.t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = memberProcAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		m.t.Fatalf("etcd member %s: %v", m.Name, err)
