@@ -110,12 +110,19 @@ func openUSB(sel *conf.Device, inv *inventory, log zerolog.Logger) (sgio.Device,
 		_, err := os.Stat(filepath.Join("/sys/bus/usb/devices", interfaceOf(t.Name())))
 		return t.Gone() || errors.Is(err, fs.ErrNotExist)
 	}
+	// The device was this LUN's: the kernel driver that took it back
+	// while it was away is detached again without the in-use check,
+	// whose SCSI scan would also query the initiators' own nodes of this
+	// LUN (an initiator on this host), waiting for the command that is
+	// waiting for the scan.
+	again := *sel
+	again.AllowInUse = true
 	u.reopen = func() (sgio.Device, string, error) {
 		ifaces, err := inv.scanUSB()
 		if err != nil {
 			return nil, "", fmt.Errorf("listing USB interfaces: %w", err)
 		}
-		return openUSBFrom(sel, inv, ifaces, log)
+		return openUSBFrom(&again, inv, ifaces, log)
 	}
 	return u, key, nil
 }
@@ -186,7 +193,7 @@ type usbDevice struct {
 	// whether dev is gone (and forgets its transport).
 	lost func(dev sgio.Device) bool
 
-	mu      sync.Mutex // serializes reopen attempts
+	mu      sync.Mutex // held by the command looking for the device
 	lastTry time.Time
 }
 
@@ -248,7 +255,9 @@ func (u *usbDevice) Execute(ctx context.Context, req *sgio.Request, res *sgio.Re
 // tryReopen looks for the removed device again (at most once per
 // u.every) and returns it when it is back under the LUN.
 func (u *usbDevice) tryReopen() sgio.Device {
-	u.mu.Lock()
+	if !u.mu.TryLock() {
+		return nil // another command is looking; this one is answered as gone
+	}
 	defer u.mu.Unlock()
 	if dev := u.h.current(); dev != nil {
 		return dev
