@@ -235,7 +235,10 @@ func (s *Server) RequestLogout(match func(SessionDetail) bool) int {
 		if c == nil || c.out == nil {
 			continue
 		}
-		c.log.Info().Dur("within", r.wait).Msg("asking the initiator to log out")
+		// s.log, not c.log: the connection replaces its logger at login,
+		// on its own goroutine.
+		s.log.Info().Str("initiator", r.ss.nexus.InitiatorName).Stringer("isid", r.ss.nexus.ISID).
+			Dur("within", r.wait).Msg("asking the initiator to log out")
 		// RFC 7143 11.9.1: "Parameter3 indicates the time limit for the
 		// logout"; the message carries a StatSN like a response.
 		c.enqueue(outItem{kind: itemPDU, stat: true, p: &AsyncMessage{
