@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -148,6 +149,14 @@ func matchDevices(sel *conf.Device, devs []discover.Device) []*discover.Device {
 			continue
 		}
 		hits = append(hits, d)
+	}
+	// A LUN that comes over iSCSI with the identity of a local device is
+	// that device seen through an initiator on this host (exported by
+	// this gateway, or by a peer for multipath), never another device.
+	if local := slices.DeleteFunc(slices.Clone(hits), func(d *discover.Device) bool {
+		return d.Transport.Kind == discover.TransportISCSI
+	}); len(local) > 0 {
+		return local
 	}
 	return hits
 }

@@ -74,10 +74,13 @@ const ascGone = scsi.ASCNotReadyManualIntervention
 
 // hotDevice is a logical unit's device that may come and go.
 type hotDevice struct {
-	id     string      // identity (identityOf)
-	limits sgio.Limits // the first device's; the LU sized its queues by them
-	info   sgio.Info   // the last device's, for device-type policy
-	inq    []byte      // the last standard INQUIRY data, for INQUIRY while gone
+	id string // identity (identityOf)
+	// overISCSI is set for a device that is itself an iSCSI LUN; others
+	// never move to one (see pickDevice).
+	overISCSI bool
+	limits    sgio.Limits // the first device's; the LU sized its queues by them
+	info      sgio.Info   // the last device's, for device-type policy
+	inq       []byte      // the last standard INQUIRY data, for INQUIRY while gone
 	// reopen opens the device again at a new sg node, with the options
 	// of the first open.
 	reopen func(path string) (sgio.Device, error)
@@ -97,7 +100,8 @@ type hotDevice struct {
 
 // newHotDevice wraps dev, the device d discovered.
 func newHotDevice(dev sgio.Device, d *discover.Device) *hotDevice {
-	h := &hotDevice{id: identityOf(d), limits: dev.Limits(), dev: dev, sg: d.SG, hctl: d.HCTL, state: devPresent, since: time.Now()}
+	h := &hotDevice{id: identityOf(d), limits: dev.Limits(), dev: dev, sg: d.SG, hctl: d.HCTL, state: devPresent, since: time.Now(),
+		overISCSI: d.Transport.Kind == discover.TransportISCSI}
 	h.inq = standardInquiry(d)
 	if i, ok := dev.(interface{ Info() sgio.Info }); ok {
 		h.info = i.Info()

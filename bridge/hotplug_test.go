@@ -192,6 +192,16 @@ target "iqn.2026-11.io.sanbridge:shelf" {
 		t.Fatalf("device arrivals %v, want 2", got)
 	}
 
+	// An initiator on this host logs in to the gateway: LUN 0 appears as
+	// a local iSCSI device with A's identity. It is not A.
+	twin := discover.Device{HCTL: "9:0:0:0", Type: discover.TypeDisk, SG: "/dev/sg20", Identity: discover.Identity{WWN: wwnA, Serial: "A1"},
+		Transport: discover.Transport{Kind: discover.TransportISCSI, TargetName: "iqn.2026-11.io.sanbridge:shelf"}, Excluded: "iSCSI-backed"}
+	shelf.add(twin)
+	b.Reconcile()
+	if st := luOf(t, b, "iqn.2026-11.io.sanbridge:shelf/lun/0"); st.State != "present" || st.SG != "/dev/sg1" {
+		t.Fatalf("status with the LUN seen over iSCSI on this host: %+v", st)
+	}
+
 	shelf.unplug(1)
 	b.Reconcile()
 	for _, s := range []*testinit.Session{s1, s2} {

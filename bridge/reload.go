@@ -313,8 +313,21 @@ func lostAccess(d iscsi.SessionDetail, g, prev *generation) string {
 // apply.
 func restartOnly(a, b *conf.Config) []string {
 	var out []string
-	if !reflect.DeepEqual(a.Limits, b.Limits) {
+	if !reflect.DeepEqual(stripRanges(&a.Limits), stripRanges(&b.Limits)) {
 		out = append(out, "limits")
+	}
+	if a.ISNS != nil || b.ISNS != nil {
+		// The registration follows a reload (a new entity_id too); the
+		// client itself does not.
+		isnsOf := func(c *conf.Config) any {
+			if c.ISNS == nil {
+				return nil
+			}
+			return [3]any{c.ISNS.Server, c.ISNS.ESIListen, c.ISNS.ESIInterval}
+		}
+		if !reflect.DeepEqual(isnsOf(a), isnsOf(b)) {
+			out = append(out, "isns")
+		}
 	}
 	if !reflect.DeepEqual(stripRanges(a.Metrics), stripRanges(b.Metrics)) {
 		out = append(out, "metrics")

@@ -145,9 +145,14 @@ func (b *Bridge) Status() Status {
 		}
 		st.Targets = append(st.Targets, t)
 	}
-	for _, ls := range g.sortedLUs() {
-		st.LUs = append(st.LUs, luStatus(ls))
+	for name, ls := range g.lus {
+		s := luStatus(ls)
+		// A backend renamed by a reload keeps its logical unit: it is
+		// listed under the name the configuration gives it now.
+		s.Backend = name
+		st.LUs = append(st.LUs, s)
 	}
+	slices.SortFunc(st.LUs, func(a, b LUStatus) int { return cmp.Compare(a.Backend, b.Backend) })
 	if b.srv != nil {
 		for _, d := range b.srv.SessionDetails() {
 			s := SessionStatus{

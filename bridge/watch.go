@@ -134,9 +134,10 @@ func (b *Bridge) Reconcile() {
 	if b.stopping {
 		return
 	}
-	byID := make(map[string]*discover.Device, len(devs))
+	byID := make(map[string][]*discover.Device, len(devs))
 	for i := range devs {
-		byID[identityOf(&devs[i])] = &devs[i]
+		id := identityOf(&devs[i])
+		byID[id] = append(byID[id], &devs[i])
 	}
 	for name, ls := range b.gen.lus {
 		h := ls.hot
@@ -144,7 +145,7 @@ func (b *Bridge) Reconcile() {
 			continue
 		}
 		st, sg, hctl, _, _ := h.where()
-		d := byID[h.id]
+		d := pickDevice(byID[h.id], sg, hctl, h.overISCSI)
 		switch {
 		case d == nil || d.SG == "":
 			if st != devGone && h.gone() {
@@ -183,6 +184,26 @@ func (b *Bridge) Reconcile() {
 		return
 	}
 	b.log.Info().Strs("changes", res.Changes).Msg("auto-export follows the devices")
+}
+
+// pickDevice chooses, among the devices with a logical unit's identity,
+// the one it runs on: the one it runs on already, else one that does not
+// come over iSCSI (a LUN with the identity of a local device, seen
+// through an initiator on this host, is that device exported by this
+// gateway, or by a peer for multipath: never the device itself), unless
+// the logical unit came over iSCSI itself. nil when none is.
+func pickDevice(cands []*discover.Device, sg, hctl string, overISCSI bool) *discover.Device {
+	for _, d := range cands {
+		if d.SG == sg && d.HCTL == hctl && d.SG != "" {
+			return d
+		}
+	}
+	for _, d := range cands {
+		if overISCSI || d.Transport.Kind != discover.TransportISCSI {
+			return d
+		}
+	}
+	return nil
 }
 
 // sameExports reports whether two effective configurations export the
