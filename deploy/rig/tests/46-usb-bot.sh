@@ -7,7 +7,8 @@
 # (the interface is usbfs's while open) and give the interface back; what
 # they wrote is then read through usb-storage again. Last, 4 KiB and
 # 64 KiB sequential reads over BOT against usb-storage's sg node on the
-# same stick (reported, not judged: TCG timing swings with the host).
+# same stick (reported, not judged: TCG timing swings with the host), and
+# the backend's synchronous transfers against gousb's own, profiled.
 # Then sanbridge serves the stick from a device { usb { } } LUN: iSCSI
 # INQUIRY and READ CAPACITY are the stick's, the kernel initiator's ext4
 # round trip keeps its checksums, and after sanbridge stops, usb-storage
@@ -79,6 +80,17 @@ for round in 1 2 3; do
 done
 cp bench.log "$RESULTS/$RIG_TEST.bench.log"
 rig_note "$line"
+
+# The backend's synchronous transfers against gousb's ReadContext/
+# WriteContext, in one process, with a CPU profile (go tool pprof on the
+# host reads $RESULTS/46-usb-bot.cpu.pprof).
+step "BenchmarkIntegration: synchronous libusb transfers vs gousb's, QD1 reads"
+SANBRIDGE_BOT_DEVICE=$iface bot.test -test.run '^$' -test.bench Integration -test.benchtime 3s \
+	-test.cpuprofile "$RESULTS/$RIG_TEST.cpu.pprof" >gobench.log 2>&1 || { cat gobench.log; fail "BenchmarkIntegration failed"; }
+cp gobench.log "$RESULTS/$RIG_TEST.gobench.log"
+grep '^Benchmark' gobench.log | rig_show
+rig_note "$(awk '/^Benchmark/ { sub(/^BenchmarkIntegration\//, "", $1); sub(/-[0-9]+$/, "", $1); printf "%s%s %s MB/s %s IOPS", sep, $1, $5, $7; sep = "; " }' gobench.log)"
+kernel_nodes
 
 step "served through iSCSI from the Bulk-Only backend (device { usb { } })"
 IQN=iqn.2026-11.io.sanbridge:usb
