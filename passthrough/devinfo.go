@@ -196,8 +196,13 @@ func (lu *LU) refreshCapacity(ctx context.Context) {
 }
 
 // deviceChanged notes what a unit attention from the device means for
-// what the gateway knows: capacity and block size may have changed.
+// what the gateway knows: a block device's capacity and block size may
+// have changed (a tape's medium change means nothing of the kind, and a
+// tape must not be asked READ CAPACITY).
 func (lu *LU) deviceChanged(asc scsi.ASC) {
+	if dt := lu.pol.dt; !rangeChecked(dt) && dt != scsi.TypeCDROM {
+		return
+	}
 	switch asc {
 	case scsi.ASCCapacityDataChanged, scsi.ASCNotReadyToReadyChange, scsi.ASCInquiryDataChanged:
 		lu.capStale.Store(true)

@@ -133,7 +133,9 @@ func (lu *LU) execute(ctx context.Context, n *nexus, m *Mapping, x *itl, cmd *is
 		case scsi.OpModeSense6, scsi.OpModeSense10:
 			lu.fixModeSense(cmd, &r, m.ReadOnly)
 		case scsi.OpFormatUnit:
-			lu.capStale.Store(true) // a format may change the block size
+			if rangeChecked(lu.pol.dt) {
+				lu.capStale.Store(true) // a format may change the block size
+			}
 		case scsi.OpReadBlockLimits:
 			lu.fixBlockLimits(cmd, &r)
 		case scsi.OpMaintenanceIn:

@@ -871,3 +871,39 @@ func TestQuirkNoDataBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestTapeMediumChange: a tape's NOT READY TO READY CHANGE (a cartridge
+// loaded) reaches the initiator, and the gateway does not ask the tape
+// READ CAPACITY afterwards.
+func TestTapeMediumChange(t *testing.T) {
+	d := newTape(64 << 10)
+	ua := false
+	lu, tg := luWith(t, &uaTape{tapeDev: d, ua: &ua}, PolicyConfig{})
+	n := ready(t, tg)
+	ua = true
+	wantCheck(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.SenseUnitAttention, scsi.ASCNotReadyToReadyChange)
+	if lu.capStale.Load() {
+		t.Error("a tape's medium change marked the capacity stale")
+	}
+	d.timeouts = map[scsi.Opcode]time.Duration{}
+	wantSt(t, run(t, tg, n, 0, testinit.TUR(), 0), scsi.Good)
+	if _, asked := d.timeouts[scsi.OpReadCapacity10]; asked {
+		t.Error("the tape was asked READ CAPACITY")
+	}
+}
+
+// uaTape is a tape that reports NOT READY TO READY CHANGE once, on its
+// first TEST UNIT READY after *ua is set.
+type uaTape struct {
+	*tapeDev
+	ua *bool
+}
+
+func (u *uaTape) Execute(ctx context.Context, req *sgio.Request, res *sgio.Result) error {
+	if scsi.Opcode(req.CDB[0]) == scsi.OpTestUnitReady && *u.ua {
+		*u.ua = false
+		*res = sgio.Result{Status: scsi.CheckCondition, Sense: scsi.FixedSense(scsi.SenseUnitAttention, scsi.ASCNotReadyToReadyChange)}
+		return nil
+	}
+	return u.tapeDev.Execute(ctx, req, res)
+}
