@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -39,7 +40,7 @@ type inventory struct {
 
 func newInventory(log zerolog.Logger) *inventory {
 	return &inventory{scan: func() ([]discover.Device, error) {
-		return discover.Scan(context.Background(), discover.Config{Open: discover.OpenSG, Logger: log})
+		return discover.Scan(context.Background(), discover.Config{Open: openForScan, Logger: log})
 	}, scanUSB: func() ([]discover.USBInterface, error) {
 		return discover.ScanUSB(discover.Config{})
 	}}
@@ -89,6 +90,23 @@ func (inv *inventory) refresh() {
 	inv.scanMu.Lock()
 	inv.fresh, inv.usbFresh = false, false
 	inv.scanMu.Unlock()
+}
+
+// errBehindISCSI is why a LUN behind an iSCSI session is not queried.
+var errBehindISCSI = errors.New("behind an iSCSI session: not queried (identity from sysfs)")
+
+// openForScan opens an sg node for discovery's INQUIRY and READ
+// CAPACITY, except a LUN behind an iSCSI session: it is remote (often
+// this gateway's own export, seen by an initiator on this host), the
+// commands would cost round trips at every rescan, and each would take
+// the unit attention meant for that initiator's users. Its identity
+// comes from the kernel's copies of its VPD pages in sysfs.
+func openForScan(path string) (sgio.Device, error) {
+	if p, err := filepath.EvalSymlinks(filepath.Join("/sys/class/scsi_generic", filepath.Base(path), "device")); err == nil &&
+		strings.Contains(p, "/session") {
+		return nil, errBehindISCSI
+	}
+	return discover.OpenSG(path)
 }
 
 // sgOpener opens an sg node (sgio.Open, or a fake in tests).
