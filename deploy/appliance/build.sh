@@ -76,8 +76,13 @@ done
 # tgt (the comparison target) is unpacked, not installed: its package would
 # start a tgt service on the host's port 3260.
 tgtroot=$(sb_deb_extract tgt)
-for b in tgtd tgtadm; do
+for b in tgtd tgtadm tgtimg; do
 	copy_elf "$tgtroot/usr/sbin/$b" "/usr/sbin/$b"
+done
+# mtx and tapeinfo drive the virtual tape library tgt serves (rig 48-tape).
+mtxroot=$(sb_deb_extract mtx)
+for b in mtx tapeinfo; do
+	copy_elf "$mtxroot/usr/sbin/$b" "/usr/sbin/$b"
 done
 ln -sf mke2fs "$root/usr/sbin/mkfs.ext4"
 ln -sf e2fsck "$root/usr/sbin/fsck.ext4"
