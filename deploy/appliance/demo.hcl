@@ -4,9 +4,12 @@
 # SendTargets must advertise the host side of the forward, never the guest's
 # 10.0.2.15. demo.sh replaces 127.0.0.1:3260 below with the forwarded port.
 #
-# Until the SG_IO backend exists the emulated disk stands in for the rig's
-# real devices (megasas, virtio-scsi, USB, scsi_debug; see `sb-inventory`
-# on the console).
+# LUN 0 is an emulated disk; auto_export adds every device of the rig (the
+# megasas SAS disks and CD-ROM, the virtio-scsi disk, the USB stick through
+# its sg node, the scsi_debug disks and tape) as the next LUNs of the same
+# target, each answering with its own identity (INQUIRY, VPD pages), and
+# follows devices that come and go. `sb-inventory` on the console lists
+# them; `sanbridge status` in the guest shows which LUN each one got.
 
 log_level = "info"
 
@@ -16,22 +19,15 @@ portal "forward" {
 }
 
 target "iqn.2026-11.io.sanbridge:demo" {
-  alias = "sanbridge demo disk"
+  alias = "sanbridge demo"
 
   lun "0" {
     emulated {
       size = "64MiB"
     }
   }
+}
 
-  # The rig's virtio-scsi disk, passed through with SG_IO (selected by the
-  # WWN that `sanbridge scan` shows). The megasas disks are not exported
-  # here: QEMU 7.2's megasas-gen2 answers TEST UNIT READY with HARDWARE
-  # ERROR (sg_turs on the guest shows the same), which initiators treat as
-  # a broken LUN.
-  lun "1" {
-    device {
-      wwn = "naa.6001405a1b2c3d4e"
-    }
-  }
+auto_export "rig" {
+  target = "iqn.2026-11.io.sanbridge:demo"
 }

@@ -1,7 +1,12 @@
 # Default configuration of the sanbridge appliance image
-# (/etc/sanbridge/sanbridge.hcl): one 64 MiB memory disk on every IPv4 address.
-# Boot with sanbridge.config=PATH (or put sanbridge.hcl on the 9p share) for a
-# real deployment; see deploy/examples/.
+# (/etc/sanbridge/sanbridge.hcl): every local SCSI device that is not in
+# use (disks, tapes, changers, CD/DVD drives, USB storage through its sg
+# node) is exported on every IPv4 address, as one target with a LUN per
+# device; devices that appear later are exported as they come. Each
+# device keeps its LUN number across restarts (by WWN or serial number,
+# in /var/lib/sanbridge). Boot with sanbridge.config=PATH (or put
+# sanbridge.hcl on the 9p share) for a real deployment with access lists
+# and CHAP; see deploy/examples/.
 
 log_level = "info"
 
@@ -9,12 +14,7 @@ portal "any" {
   listen = "0.0.0.0:3260"
 }
 
-target "iqn.2026-11.io.sanbridge:appliance" {
-  alias = "sanbridge appliance disk"
-
-  lun "0" {
-    emulated {
-      size = "64MiB"
-    }
-  }
+auto_export "local" {
+  target = "iqn.2026-11.io.sanbridge:appliance"
+  alias  = "sanbridge appliance"
 }

@@ -107,6 +107,19 @@ if [ "$up" = 1 ]; then
 		sb_log "warning: SendTargets advertises '${portals% }', not 127.0.0.1:$port: do not run discovery from this host"
 	fi
 fi
+# What the target exports: LUN 0 (the emulated disk) and every rig device
+# auto_export added, each with the identity it answers INQUIRY with.
+lunlist=
+if [ "$up" = 1 ]; then
+	for lun in $(timeout 60 iscsi-ls -s "iscsi://127.0.0.1:$port" 2>/dev/null | sed -n 's/^[[:space:]]*Lun:\([0-9]*\).*/\1/p'); do
+		inq=$(timeout 20 iscsi-inq "iscsi://127.0.0.1:$port/$iqn/$lun" 2>/dev/null) || continue
+		type=$(echo "$inq" | sed -n 's/^Peripheral Device Type:\(.*\)/\1/p' | head -n 1)
+		vendor=$(echo "$inq" | sed -n 's/^Vendor:\(.*\)/\1/p' | head -n 1)
+		product=$(echo "$inq" | sed -n 's/^Product:\(.*\)/\1/p' | head -n 1)
+		lunlist="$lunlist$(printf '   LUN %-3s %-28s %s %s' "$lun" "$type" "$vendor" "$product")
+"
+	done
+fi
 if [ "$up" != 1 ]; then
 	kill -0 "$qpid" 2>/dev/null || { cat "$run/qemu.log" >&2; sb_die "QEMU exited"; }
 	sb_log "warning: sanbridge does not answer on 127.0.0.1:$port yet; see the console above"
@@ -116,7 +129,7 @@ else
 ================================================================================
  sanbridge appliance is up: iSCSI on 127.0.0.1:$port (forwarded into the guest)
    target $iqn
-
+$lunlist
  From this machine:
    iscsi-inq iscsi://127.0.0.1:$port/$iqn/0
    iscsi-readcapacity16 iscsi://127.0.0.1:$port/$iqn/0
