@@ -11,7 +11,7 @@
 # Environment:
 #   RIG_TARGETS       iSCSI targets for "rig-targets: each" tests, default
 #                     "sanbridge"; "sanbridge tgtd" adds the comparison peer
-#   VMTEST_TIMEOUT    seconds for the whole guest run (default 1200)
+#   VMTEST_TIMEOUT    seconds for the whole guest run (default 2700)
 #   RIG_TEST_TIMEOUT  default per-test limit in seconds (default 300)
 #   VMTEST_SKIP_BUILD 1: use the existing image
 #
@@ -21,7 +21,7 @@
 sb_strict
 
 stage_start=$(sb_now)
-timeout_s=${VMTEST_TIMEOUT:-1200}
+timeout_s=${VMTEST_TIMEOUT:-2700}
 run="$SB_BUILD/vmtest"
 share="$run/share"
 mkdir -p "$run"
