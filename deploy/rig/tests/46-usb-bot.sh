@@ -19,6 +19,14 @@
 command -v bot.test >/dev/null || fail "bot.test missing (46-usb-bot.prep did not build it)"
 
 step "sanbridge scan --usb"
+# A test before this one may have just given the interface back to
+# usb-storage (45-usb-cu serves it over BOT): wait until its SCSI scan has
+# made the sg and block nodes again.
+stick_has_nodes() {
+	sanbridge scan --usb --json >usb.json 2>/dev/null &&
+		jq -e '[.[] | select(.vendor_id == "46f4" and .bulk_only and .driver == "usb-storage" and (.luns[0].sg // "") != "" and (.luns[0].block // "") != "")] | length > 0' usb.json
+}
+rig_wait_for 30 stick_has_nodes || step "the stick has no sg/block node after 30 s"
 sanbridge scan --usb | rig_show
 must sanbridge scan --usb --json >usb.json
 iface=$(jq -r '[.[] | select(.vendor_id == "46f4" and .bulk_only)][0].name // empty' usb.json)
