@@ -100,13 +100,11 @@ func (n *notifier) StartWatchdog(ctx context.Context, healthy func() bool) (stop
 	}
 }
 
-// watchReload calls reload on every SIGHUP until ctx ends or the
-// returned stop is called (which waits for a reload in progress). The
+// watchReload calls reload on every SIGHUP hup caught until ctx ends or
+// the returned stop is called (which waits for a reload in progress). The
 // reload itself tells systemd (bridge.Options.AroundReload is
 // notifier.Reload) and logs how it ended.
-func watchReload(ctx context.Context, log zerolog.Logger, reload func()) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+func watchReload(ctx context.Context, log zerolog.Logger, hup *hangups, reload func()) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -115,15 +113,28 @@ func watchReload(ctx context.Context, log zerolog.Logger, reload func()) (stop f
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
+			case <-hup.c:
 				log.Info().Msg("SIGHUP: reloading the configuration")
 				reload()
 			}
 		}
 	}()
 	return func() {
-		signal.Stop(hup)
 		cancel()
 		<-done
 	}
 }
+
+// hangups catches SIGHUP from the start of serve, so that one that
+// arrives before the gateway can reload (systemd may send it as soon as
+// READY=1 is out) is kept for watchReload instead of killing the process.
+type hangups struct{ c chan os.Signal }
+
+func catchHangups() *hangups {
+	h := &hangups{c: make(chan os.Signal, 1)}
+	signal.Notify(h.c, syscall.SIGHUP)
+	return h
+}
+
+// stop stops catching SIGHUP.
+func (h *hangups) stop() { signal.Stop(h.c) }

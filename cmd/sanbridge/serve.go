@@ -92,6 +92,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
+	hup := catchHangups()
+	defer hup.stop()
 	cfg, err := loadConfig(*config, stderr)
 	if err != nil {
 		return err
@@ -168,7 +170,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	st := b.Status()
 	notify.Ready(fmt.Sprintf("serving %d target(s) on %d portal(s)", len(st.Targets), len(addrs)))
 	stopWatchdog := notify.StartWatchdog(ctx, nil)
-	stopReload := watchReload(ctx, log, func() { b.ReloadFile() })
+	stopReload := watchReload(ctx, log, hup, func() { b.ReloadFile() })
 	stopNotify := context.AfterFunc(ctx, notify.Stopping)
 	err = b.Serve(ctx)
 	stopReload()
