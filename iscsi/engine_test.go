@@ -108,9 +108,18 @@ type testTarget struct {
 func newTestTarget(t *testing.T, mod func(*Config)) *testTarget {
 	t.Helper()
 	h := newMemHandler(2048)
+	tt := startTarget(t, &Target{Name: testIQN, Alias: "test", Handler: h}, mod)
+	tt.h = h
+	return tt
+}
+
+// startTarget serves tg alone on a loopback portal (mod adjusts the
+// configuration first) and shuts the server down when the test ends.
+func startTarget(t *testing.T, tg *Target, mod func(*Config)) *testTarget {
+	t.Helper()
 	cfg := Config{
 		Portals: []Portal{{Listen: "127.0.0.1:0", Group: 1}},
-		Targets: StaticTargets{{Name: testIQN, Alias: "test", Handler: h}},
+		Targets: StaticTargets{tg},
 		Log:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	}
 	if mod != nil {
@@ -134,7 +143,7 @@ func newTestTarget(t *testing.T, mod func(*Config)) *testTarget {
 		}
 		<-done
 	})
-	return &testTarget{t: t, srv: srv, addr: ls[0].Addr().String(), h: h}
+	return &testTarget{t: t, srv: srv, addr: ls[0].Addr().String()}
 }
 
 // rawInit is a raw-PDU test initiator.

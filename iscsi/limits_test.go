@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/sanbridge/sanbridge/sgio/scsi"
 )
 
@@ -88,33 +86,7 @@ func (h *blockHandler) Execute(ctx context.Context, cmd *Command) Response {
 // limitTarget is a server on loopback with one target served by h.
 func limitTarget(t *testing.T, h Handler, mod func(*Config)) *testTarget {
 	t.Helper()
-	cfg := Config{
-		Portals: []Portal{{Listen: "127.0.0.1:0", Group: 1}},
-		Targets: StaticTargets{{Name: testIQN, Handler: h}},
-		Log:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := srv.Listen(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ls[0], &srv.cfg.Portals[0]); close(done) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		<-done
-	})
-	return &testTarget{t: t, srv: srv, addr: ls[0].Addr().String()}
+	return startTarget(t, &Target{Name: testIQN, Handler: h}, mod)
 }
 
 // heapSampler records the peak of the heap's object bytes (live and not
